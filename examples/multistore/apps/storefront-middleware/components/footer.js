@@ -1,0 +1,2 @@
+'use strict';
+module.exports = { text: 'API for the Acme storefronts', from: 'apps/storefront-middleware/components/footer.js' };
