@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
 )
 
 func newStoresCmd(g *globals) *cobra.Command {
@@ -83,4 +82,3 @@ func dash(s string) string {
 	}
 	return s
 }
-
