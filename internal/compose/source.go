@@ -186,8 +186,11 @@ func (w *WorkTree) List(dir string, skip map[string]bool) ([]Node, error) {
 	if err := walk(""); err != nil {
 		return nil, err
 	}
+	sortNodes(out)
 	return out, nil
 }
+
+func sortNodes(ns []Node) { sort.Slice(ns, func(i, j int) bool { return ns[i].Rel < ns[j].Rel }) }
 
 // ReadFile implements Source.
 func (w *WorkTree) ReadFile(p string) ([]byte, error) {
