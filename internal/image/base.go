@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -142,8 +144,15 @@ func fromLayout(spec string, o *baseOptions) (v1.Image, error) {
 	dir, digest, tag := spec, "", ""
 	if i := strings.LastIndex(spec, "@"); i >= 0 {
 		dir, digest = spec[:i], spec[i+1:]
-	} else if i := strings.LastIndex(spec, ":"); i > strings.LastIndex(spec, "/") {
-		dir, tag = spec[:i], spec[i+1:]
+	} else if !isLayoutDir(spec) {
+		// PATH:TAG, where TAG may itself hold ':' and '/' (repo:tag):
+		// the path is the shortest prefix that is a layout directory.
+		for i := 0; i < len(spec); i++ {
+			if spec[i] == ':' && isLayoutDir(spec[:i]) {
+				dir, tag = spec[:i], spec[i+1:]
+				break
+			}
+		}
 	}
 	if dir == "" {
 		return nil, errors.New("no path after oci-layout:")
@@ -199,6 +208,11 @@ func fromLayout(spec string, o *baseOptions) (v1.Image, error) {
 		return platformImage(child, o.platform)
 	}
 	return idx.Image(d.Digest)
+}
+
+func isLayoutDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "index.json"))
+	return err == nil
 }
 
 func platformImage(idx v1.ImageIndex, want v1.Platform) (v1.Image, error) {

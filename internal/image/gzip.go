@@ -4,6 +4,7 @@ import (
 	gzip "github.com/klauspost/compress/gzip"
 	"io"
 	"sync"
+	"time"
 )
 
 // gzipTo compresses r into w. The gzip header is fixed: no name, no comment,
@@ -16,6 +17,9 @@ func gzipTo(w io.Writer, r io.Reader, level int) error {
 	if err != nil {
 		return err
 	}
+	// Spelled out: this gzip package would encode the zero time.Time as a
+	// nonzero MTIME. RFC 1952: MTIME 0 means "no time stamp", OS 255 "unknown".
+	zw.Header = gzip.Header{ModTime: time.Unix(0, 0), OS: 255}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	if _, err := io.CopyBuffer(zw, r, *bp); err != nil {
