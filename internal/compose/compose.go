@@ -325,8 +325,16 @@ func countFiles(ap *AppPlan) int {
 	return n
 }
 
+// writeHook lets tests inject a failure before a file is written.
+var writeHook func(dst string) error
+
 // writeEntry creates one file or symlink at dst and returns its manifest record.
 func (c *Composer) writeEntry(dst string, n *Node) (outEntry, error) {
+	if writeHook != nil {
+		if err := writeHook(dst); err != nil {
+			return outEntry{}, err
+		}
+	}
 	switch n.Kind {
 	case Symlink:
 		if err := os.Symlink(n.Link, dst); err != nil {

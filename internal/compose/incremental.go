@@ -156,6 +156,14 @@ func (c *Composer) incremental(ctx context.Context, dir string, ws []want, m *ma
 			return nil, 0, 0, rollback(err)
 		}
 		log = append(log, func() error { return os.Remove(p) })
+		// A rename changes the inode's ctime: record the stat the file has in place.
+		st, _, _, err := lstatKey(p)
+		if err != nil {
+			return nil, 0, 0, rollback(err)
+		}
+		e := newM.Files[w.path]
+		e.Stat = st
+		newM.Files[w.path] = e
 	}
 	sort.Slice(chmods, func(i, j int) bool { return chmods[i].path > chmods[j].path })
 	for _, w := range chmods {

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -253,6 +256,32 @@ func syntaxProblem(file string, err error) Problem {
 		}
 		p.Message = "syntax error: " + strings.TrimSpace(yamlLineRe.ReplaceAllString(msg, ""))
 		p.Message = strings.TrimSuffix(strings.TrimSuffix(p.Message, ":"), " at")
+	}
+	return p
+}
+
+// jsonSyntaxProblem locates an encoding/json error by its byte offset.
+func jsonSyntaxProblem(file string, data []byte, err error) Problem {
+	p := Problem{File: file, Severity: Error, Message: "syntax error: " + err.Error()}
+	var se *json.SyntaxError
+	off := int64(-1)
+	if errors.As(err, &se) {
+		off = se.Offset
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		off = te.Offset
+	}
+	if off >= 0 {
+		if off > int64(len(data)) {
+			off = int64(len(data))
+		}
+		before := data[:off]
+		p.Line = bytes.Count(before, []byte("\n")) + 1
+		p.Column = int(off) - (bytes.LastIndexByte(before, '\n') + 1)
+		if p.Column < 1 {
+			p.Column = 1
+		}
 	}
 	return p
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,6 +88,14 @@ func Parse(fsys fs.FS, root, name string, data []byte) (*Config, error) {
 		c.Format = FormatAlokai
 		// The file is shared with Alokai's own tooling, which may know keys Slipway does not.
 		unknown = Warning
+	}
+	if strings.HasSuffix(name, ".json") {
+		// encoding/json locates JSON syntax errors exactly; the YAML parser only roughly.
+		var anyv any
+		if err := json.Unmarshal(data, &anyv); err != nil {
+			ps.list = append(ps.list, jsonSyntaxProblem(name, data, err))
+			return nil, &ValidationError{Problems: ps.sorted()}
+		}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -386,13 +395,6 @@ func (v *validator) stores() {
 			seen[cur] = true
 			path = append(path, cur)
 		}
-	}
-	if v.ps.hasErrors() {
-		// Later checks walk the tree; stop before a cycle sends them around it.
-		for _, s := range c.Stores {
-			sort.Strings(s.Children)
-		}
-		return
 	}
 	domains := map[string]string{}
 	appIDs := map[string]bool{}
