@@ -184,8 +184,13 @@ func (c *Composer) incremental(ctx context.Context, dir string, ws []want, m *ma
 
 // upToDate reports whether the file on disk (s) is exactly what the manifest says
 // was written (r), and that is what is wanted now (n).
+//
+// ctime is left out: hard-linking a composed file (as .deploy collection does)
+// changes it without changing the file.
 func upToDate(n *Node, r outEntry, s scanned) bool {
-	if r.Kind != n.Kind || r.Stat != s.Stat {
+	a, b := r.Stat, s.Stat
+	a.Ctime, b.Ctime = 0, 0
+	if r.Kind != n.Kind || a != b {
 		return false
 	}
 	switch n.Kind {

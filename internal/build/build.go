@@ -1,0 +1,287 @@
+// Package build runs each composed app's build in its .out directory — a
+// .slipway/build.sh callback, the configured command, or the package.json build
+// script — and collects the production files into .deploy.
+package build
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// CallbackFile is the build callback, relative to the composed app.
+const CallbackFile = ".slipway/build.sh"
+
+// TailLines is how many lines of a failing build are shown without --verbose.
+const TailLines = 50
+
+// Step is one command of a build, run in the app directory.
+type Step struct {
+	// Name says what the step is, e.g. "npm ci" or "build.sh".
+	Name string
+	Argv []string
+	// Env is added to the build env for this step only.
+	Env map[string]string
+	// NoProductionEnv runs the step without NODE_ENV=production (dependency
+	// installs need devDependencies to build).
+	NoProductionEnv bool
+}
+
+// Plan returns the steps that build the app in dir: the callback if present,
+// else command (a shell command from the config), else the package.json "build"
+// script with the package manager its lockfile names, installing dependencies
+// first when there is a lockfile. No steps means nothing to build.
+func Plan(dir, command string) ([]Step, error) {
+	if st, err := os.Stat(filepath.Join(dir, CallbackFile)); err == nil && st.Mode().IsRegular() {
+		return []Step{{Name: CallbackFile, Argv: []string{"/bin/sh", CallbackFile}}}, nil
+	}
+	if strings.TrimSpace(command) != "" {
+		return []Step{{Name: command, Argv: []string{"/bin/sh", "-c", command}}}, nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pkg struct {
+		Scripts map[string]string `json:"scripts"`
+	}
+	if err := json.Unmarshal(data, &pkg); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "package.json"), err)
+	}
+	pm, install := packageManager(dir)
+	var steps []Step
+	if install != nil {
+		steps = append(steps, Step{Name: strings.Join(install, " "), Argv: install, NoProductionEnv: true})
+	}
+	if _, ok := pkg.Scripts["build"]; ok {
+		steps = append(steps, Step{Name: pm + " run build", Argv: []string{pm, "run", "build"}})
+	}
+	return steps, nil
+}
+
+// packageManager picks npm, yarn or pnpm from the lockfile, and the command that
+// installs exactly what the lockfile says (nil without a lockfile).
+func packageManager(dir string) (string, []string) {
+	has := func(f string) bool {
+		_, err := os.Stat(filepath.Join(dir, f))
+		return err == nil
+	}
+	switch {
+	case has("pnpm-lock.yaml"):
+		return "pnpm", []string{"pnpm", "install", "--frozen-lockfile"}
+	case has("yarn.lock"):
+		return "yarn", []string{"yarn", "install", "--frozen-lockfile"}
+	case has("package-lock.json"), has("npm-shrinkwrap.json"):
+		return "npm", []string{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}
+	}
+	return "npm", nil
+}
+
+// Task is one app of one store to build.
+type Task struct {
+	Store string
+	App   string
+	// Dir is the composed app directory, .out/<store>/<app>.
+	Dir string
+	// Command is the app's configured build command, "" for the default.
+	Command string
+	// Env is the store's and app's build env (never secrets).
+	Env map[string]string
+}
+
+// Label is "store/app", the prefix of the task's output lines.
+func (t Task) Label() string { return t.Store + "/" + t.App }
+
+// Result is the outcome of one task.
+type Result struct {
+	Task     Task
+	Steps    []string
+	Duration time.Duration
+	Err      error
+	// Tail holds the last TailLines lines of output (all of it when shorter).
+	Tail []string
+}
+
+// Runner builds tasks in parallel.
+type Runner struct {
+	// Jobs is how many tasks run at once; default 1.
+	Jobs int
+	// Verbose streams every line; otherwise only failing builds' tails are printed.
+	Verbose bool
+	// Out receives "[store/app] line" output; nil discards it.
+	Out io.Writer
+	// BaseEnv is the environment every build starts from (PATH, HOME, ...); default os.Environ().
+	BaseEnv []string
+	// Commit is passed as SLIPWAY_COMMIT.
+	Commit string
+
+	outMu sync.Mutex
+}
+
+// Run builds every task; a failing task fails only itself. Results are in task order.
+func (r *Runner) Run(ctx context.Context, tasks []Task) []Result {
+	results := make([]Result, len(tasks))
+	sem := make(chan struct{}, max(1, r.Jobs))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = r.runTask(ctx, t)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func (r *Runner) println(s string) {
+	if r.Out == nil {
+		return
+	}
+	r.outMu.Lock()
+	fmt.Fprintln(r.Out, s)
+	r.outMu.Unlock()
+}
+
+func (r *Runner) runTask(ctx context.Context, t Task) (res Result) {
+	start := time.Now()
+	res.Task = t
+	tail := &ring{max: TailLines}
+	defer func() {
+		res.Duration = time.Since(start)
+		res.Tail = tail.lines()
+		if res.Err != nil && !r.Verbose {
+			for _, l := range res.Tail {
+				r.println("[" + t.Label() + "] " + l)
+			}
+		}
+	}()
+	steps, err := Plan(t.Dir, t.Command)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	for _, s := range steps {
+		res.Steps = append(res.Steps, s.Name)
+		if err := r.runStep(ctx, t, s, tail); err != nil {
+			res.Err = fmt.Errorf("%s: %s: %w", t.Label(), s.Name, err)
+			return res
+		}
+	}
+	return res
+}
+
+func (r *Runner) env(t Task, s Step) []string {
+	base := r.BaseEnv
+	if base == nil {
+		base = os.Environ()
+	}
+	env := map[string]string{}
+	for _, kv := range base {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, t.Env)
+	env["SLIPWAY_STORE_ID"] = t.Store
+	env["SLIPWAY_APP"] = t.App
+	env["SLIPWAY_COMMIT"] = r.Commit
+	if s.NoProductionEnv {
+		delete(env, "NODE_ENV")
+	} else {
+		env["NODE_ENV"] = "production"
+	}
+	maps.Copy(env, s.Env)
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// runStep runs one command in its own process group, so cancelling kills
+// everything it started, and streams its output line by line.
+func (r *Runner) runStep(ctx context.Context, t Task, s Step, tail *ring) error {
+	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+	cmd.Dir = t.Dir
+	cmd.Env = r.env(t, s)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			tail.add(line)
+			if r.Verbose {
+				r.println("[" + t.Label() + "] " + line)
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait(); pw.Close() }()
+	var err error
+	select {
+	case err = <-waitErr:
+	case <-ctx.Done():
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case err = <-waitErr:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			err = <-waitErr
+		}
+		err = fmt.Errorf("cancelled: %w", ctx.Err())
+	}
+	// Whatever the step left running in its group goes with it.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	return err
+}
+
+// ring keeps the last max lines.
+type ring struct {
+	mu  sync.Mutex
+	max int
+	buf []string
+}
+
+func (r *ring) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf = append(r.buf, s)
+	if len(r.buf) > r.max {
+		r.buf = r.buf[len(r.buf)-r.max:]
+	}
+}
+
+func (r *ring) lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.buf)
+}
