@@ -84,7 +84,8 @@ func WithBaseTransport(t http.RoundTripper) BaseOption {
 //	scratch                      the empty image
 //	oci-layout:PATH              the only image in an OCI layout directory
 //	oci-layout:PATH@sha256:HEX   the image (or platform image of the index) with that digest
-//	oci-layout:PATH:TAG          the image whose ref.name annotation is TAG (or ends in :TAG)
+//	oci-layout:PATH:TAG          the image whose ref.name annotation is TAG, or ends in :TAG or /TAG
+//	                             (so "repo:tag" finds "registry/repo:tag")
 //	tarball:PATH                 a `docker save` archive holding one image
 //	anything else                a registry reference, resolved once to a digest
 //
@@ -184,7 +185,7 @@ func fromLayout(spec string, o *baseOptions) (v1.Image, error) {
 		}
 		switch {
 		case digest != "" && d.Digest == want,
-			tag != "" && (n == tag || strings.HasSuffix(n, ":"+tag)),
+			tag != "" && (n == tag || strings.HasSuffix(n, ":"+tag) || strings.HasSuffix(n, "/"+tag)),
 			digest == "" && tag == "":
 			found = append(found, d)
 		}
