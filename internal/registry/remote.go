@@ -360,13 +360,13 @@ type Progress struct {
 
 // tracker turns reads of blob readers into Progress calls.
 type tracker struct {
-	mu     sync.Mutex
-	f      func(Progress)
-	p      Progress
-	sizes  []int64
-	read   []int64 // bytes read by the latest reader of each blob
-	done   []bool
-	last   time.Time
+	mu    sync.Mutex
+	f     func(Progress)
+	p     Progress
+	sizes []int64
+	read  []int64 // bytes read by the latest reader of each blob
+	done  []bool
+	last  time.Time
 }
 
 func newTracker(ref string, blobs []blob, f func(Progress)) *tracker {
