@@ -159,8 +159,10 @@ http:
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("running %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process is reaped; waitErr is set before.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -171,7 +173,7 @@ http:
 		}
 	}
 
-	if err := r.waitReady(exited); err != nil {
+	if err := r.waitReady(exited, &waitErr); err != nil {
 		stop()
 		log := r.LogTail(30)
 		if strings.Contains(log, "address already in use") {
@@ -201,13 +203,13 @@ func registryEnv() []string {
 }
 
 // waitReady polls GET /v2/ until it answers 200 (open) or 401 (auth).
-func (r *Registry) waitReady(exited <-chan error) error {
+func (r *Registry) waitReady(exited <-chan struct{}, waitErr *error) error {
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(registryStartTimeout)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("docker-registry exited during startup: %v", err)
+		case <-exited:
+			return fmt.Errorf("docker-registry exited during startup: %v", *waitErr)
 		default:
 		}
 		resp, err := c.Get(r.URL() + "/v2/")
