@@ -1,0 +1,240 @@
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultLease is how long a lock lives without renewal; a live holder renews it
+// every third of that, so only a dead holder's lock expires.
+const DefaultLease = 30 * time.Second
+
+// Holder says who holds a deploy lock.
+type Holder struct {
+	Host   string    `json:"host"`
+	PID    int       `json:"pid"`
+	Commit string    `json:"commit,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+func (h Holder) String() string {
+	s := fmt.Sprintf("%s pid %d since %s", h.Host, h.PID, h.Since.Format(time.RFC3339))
+	if h.Commit != "" {
+		s += ", deploying " + h.Commit
+	}
+	return s
+}
+
+// LockedError is returned when another live holder has the lock.
+type LockedError struct {
+	Store  string
+	Holder Holder
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("store %s is being deployed by %s (use --wait to wait for it)", e.Store, e.Holder)
+}
+
+// ErrLocked matches any *LockedError with errors.Is.
+var ErrLocked = errors.New("store is locked")
+
+// Is makes errors.Is(err, ErrLocked) work.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// Lock is a held deploy lock; it renews itself until Release.
+type Lock struct {
+	d      *DB
+	Store  string
+	token  string
+	lease  time.Duration
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	lost   error
+	Holder Holder
+}
+
+// LockOptions tune Acquire.
+type LockOptions struct {
+	// Lease; default DefaultLease.
+	Lease time.Duration
+	// Wait polls until the lock is free instead of failing at once.
+	Wait bool
+	// Commit is recorded for whoever finds the store locked.
+	Commit string
+}
+
+// Acquire takes the deploy lock of store. A lock whose lease expired, or whose
+// holder is a dead process on this host, is reclaimed.
+func (d *DB) Acquire(ctx context.Context, store string, o LockOptions) (*Lock, error) {
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	host, _ := os.Hostname()
+	var b [16]byte
+	rand.Read(b[:])
+	l := &Lock{d: d, Store: store, token: hex.EncodeToString(b[:]), lease: o.Lease, stop: make(chan struct{}), done: make(chan struct{}),
+		Holder: Holder{Host: host, PID: os.Getpid(), Commit: o.Commit, Since: time.Now()}}
+	for {
+		err := d.tryAcquire(ctx, l)
+		if err == nil {
+			go l.renew()
+			return l, nil
+		}
+		var le *LockedError
+		if !errors.As(err, &le) || !o.Wait {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the lock of %s: %w (%v)", store, ctx.Err(), err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (d *DB) tryAcquire(ctx context.Context, l *Lock) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var h Holder
+	var since, expires int64
+	err = tx.QueryRowContext(ctx, "SELECT host, pid, commit_sha, since, expires FROM locks WHERE store=?", l.Store).Scan(&h.Host, &h.PID, &h.Commit, &since, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	default:
+		h.Since = time.Unix(0, since)
+		alive := time.Now().UnixNano() < expires
+		if alive && h.Host == l.Holder.Host && !processAlive(h.PID) {
+			alive = false // its holder died on this host: no need to wait out the lease
+		}
+		if alive {
+			return &LockedError{Store: l.Store, Holder: h}
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO locks (store, token, host, pid, commit_sha, since, expires) VALUES (?,?,?,?,?,?,?)
+		ON CONFLICT (store) DO UPDATE SET token=excluded.token, host=excluded.host, pid=excluded.pid, commit_sha=excluded.commit_sha, since=excluded.since, expires=excluded.expires`,
+		l.Store, l.token, l.Holder.Host, l.Holder.PID, l.Holder.Commit, l.Holder.Since.UnixNano(), time.Now().Add(l.lease).UnixNano())
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func (l *Lock) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			res, err := l.d.db.Exec("UPDATE locks SET expires=? WHERE store=? AND token=?", time.Now().Add(l.lease).UnixNano(), l.Store, l.token)
+			if err == nil {
+				if n, _ := res.RowsAffected(); n == 0 {
+					err = fmt.Errorf("the deploy lock of %s was taken over", l.Store)
+				}
+			}
+			if err != nil {
+				l.mu.Lock()
+				l.lost = err
+				l.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Err reports whether the lock was lost (taken over after an expired lease).
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+// Release gives the lock up. It is safe to call more than once.
+func (l *Lock) Release() error {
+	var err error
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		_, err = l.d.db.Exec("DELETE FROM locks WHERE store=? AND token=?", l.Store, l.token)
+	})
+	return err
+}
+
+// LockHolder returns who holds store's lock, if anyone does (expired or not).
+func (d *DB) LockHolder(ctx context.Context, store string) (*Holder, bool, error) {
+	var h Holder
+	var since, expires int64
+	err := d.db.QueryRowContext(ctx, "SELECT host, pid, commit_sha, since, expires FROM locks WHERE store=?", store).Scan(&h.Host, &h.PID, &h.Commit, &since, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	h.Since = time.Unix(0, since)
+	return &h, time.Now().UnixNano() < expires, nil
+}
+
+// SetEnv sets (value != nil) or unsets (nil) env keys of a store, in one transaction.
+func (d *DB) SetEnv(ctx context.Context, store string, kv map[string]*string) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixNano()
+	for k, v := range kv {
+		if v == nil {
+			_, err = tx.ExecContext(ctx, "DELETE FROM store_env WHERE store=? AND key=?", store, k)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT INTO store_env (store, key, value, updated_at) VALUES (?,?,?,?)
+				ON CONFLICT (store, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at`, store, k, *v, now)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Env returns the env set at run time for a store.
+func (d *DB) Env(ctx context.Context, store string) (map[string]string, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT key, value FROM store_env WHERE store=?", store)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	env := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		env[k] = v
+	}
+	return env, rows.Err()
+}
