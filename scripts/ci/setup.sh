@@ -82,7 +82,7 @@ if ((${#missing[@]})); then
 	# Only refresh the package lists when they are absent or stale (>6 h), or
 	# when a package is unknown to them.
 	need_update=1
-	if [[ -n $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin -360 -print -quit 2>/dev/null) ]]; then
+	if [[ -n $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -360 -print -quit 2>/dev/null) ]]; then
 		need_update=0
 		for p in "${missing[@]}"; do
 			if ! apt-cache show "$p" >/dev/null 2>&1; then need_update=1; fi
