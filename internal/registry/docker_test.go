@@ -17,6 +17,7 @@ import (
 // by a real Docker engine, runs entrypoint.sh before the main process with
 // the configured env and working directory.
 func TestDockerRunsPublishedImage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("pulls and runs a container")
 	}

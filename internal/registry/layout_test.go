@@ -43,6 +43,7 @@ func readIndex(t *testing.T, dir string) v1.IndexManifest {
 }
 
 func TestLayoutPublishIdempotentAndReplace(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "images")
 	store, err := OpenLayout(dir)
 	if err != nil {
@@ -123,6 +124,7 @@ func TestLayoutPublishIdempotentAndReplace(t *testing.T) {
 }
 
 func TestLayoutConcurrentPublishers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
 	const n = 6

@@ -23,6 +23,7 @@ import (
 var anonymous = WithKeychain(authn.NewMultiKeychain())
 
 func TestRemotePublishSkipsWhatIsThere(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t)
 	px := newProxy(t, reg)
 	dir := appDir(t, "v1")
@@ -104,6 +105,7 @@ func TestRemotePublishSkipsWhatIsThere(t *testing.T) {
 }
 
 func TestRemoteCrossRepoMount(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t)
 	px := newProxy(t, reg)
 	baseRef := px.Addr() + "/base/busybox:1"
@@ -128,6 +130,7 @@ func TestRemoteCrossRepoMount(t *testing.T) {
 }
 
 func TestRemoteAuth(t *testing.T) {
+	t.Parallel()
 	const user, password = "ci", "s3cret-Passw0rd"
 	reg := testenv.StartRegistry(t, testenv.WithHtpasswd(user, password))
 	img := build(t, nil, appDir(t, "auth"))
@@ -170,6 +173,7 @@ func TestRemoteAuth(t *testing.T) {
 }
 
 func TestRemoteUnreachable(t *testing.T) {
+	t.Parallel()
 	port := testenv.FreePort(t) // nothing listens there
 	ref := mustRef(t, fmt.Sprintf("127.0.0.1:%d/shop/web:1", port))
 	start := time.Now()
@@ -188,6 +192,7 @@ func TestRemoteUnreachable(t *testing.T) {
 }
 
 func TestRemote413IsNotRetried(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t)
 	px := newProxy(t, reg)
 	var uploads int
@@ -217,6 +222,7 @@ func TestRemote413IsNotRetried(t *testing.T) {
 }
 
 func TestRemote500IsRetriedThenFails(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t)
 	px := newProxy(t, reg)
 	var posts int
@@ -247,6 +253,7 @@ func TestRemote500IsRetriedThenFails(t *testing.T) {
 }
 
 func TestRemoteTimeoutBoundsEverything(t *testing.T) {
+	t.Parallel()
 	reg := testenv.StartRegistry(t)
 	px := newProxy(t, reg)
 	px.fail = func(r *http.Request) int {
@@ -264,6 +271,7 @@ func TestRemoteTimeoutBoundsEverything(t *testing.T) {
 }
 
 func TestPlainHTTPOnlyToLoopback(t *testing.T) {
+	t.Parallel()
 	called := false
 	p := httpPolicy{inner: roundTripFunc(func(*http.Request) (*http.Response, error) {
 		called = true
@@ -301,6 +309,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestErrorRedactsPassword(t *testing.T) {
+	t.Parallel()
 	ref := name.MustParseReference("127.0.0.1:5000/a:b")
 	err := newError(ref, "checking", fmt.Errorf("echo hunter22 and Authorization: Basic dXNlcjpodW50ZXIyMg=="), secretsFor("user", "hunter22"))
 	if strings.Contains(err.Error(), "hunter22") || strings.Contains(err.Error(), "dXNlcjpodW50ZXIyMg==") {
@@ -309,6 +318,7 @@ func TestErrorRedactsPassword(t *testing.T) {
 }
 
 func TestRecorder(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	l, err := OpenLayout(dir)
 	if err != nil {
