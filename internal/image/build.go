@@ -84,6 +84,9 @@ type Spec struct {
 // Build fails with ErrNoShell; on a shell-less base that is not scratch
 // (distroless) the container fails at start with "no such file".
 //
+// opts tune the layer (WithCompressionLevel, WithTempDir); its placement and
+// mtime come from spec.WorkDir and spec.Created.
+//
 // The new layer's diff ID is computed here; its gzip blob only when needed
 // (see DirLayer), so Build is cheap enough to run just to learn whether the
 // image changed: compare ConfigName, which covers every diff ID and the config.

@@ -50,6 +50,9 @@ func writeTree(t *testing.T, dir string, umask int, mtime time.Time) {
 	if err := os.Symlink("node_modules/a/index.js", filepath.Join(dir, "link.js")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(strings.Repeat("../", 50)+"target", filepath.Join(dir, "longlink")); err != nil {
+		t.Fatal(err)
+	}
 	// Hard links are stored as plain copies (inode numbers are machine-specific).
 	if err := os.Link(filepath.Join(dir, "a.txt"), filepath.Join(dir, "hard.txt")); err != nil {
 		t.Fatal(err)
@@ -61,8 +64,8 @@ func writeTree(t *testing.T, dir string, umask int, mtime time.Time) {
 	if err := os.WriteFile(deep, []byte("deep"), 0o666); err != nil {
 		t.Fatal(err)
 	}
-	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.Mode()&os.ModeSymlink != 0 {
 			return err
 		}
 		return os.Chtimes(p, mtime, mtime)
@@ -200,6 +203,9 @@ func TestLayerEntries(t *testing.T) {
 	if h := byName["srv/app/link.js"]; h != nil && h.Linkname != "node_modules/a/index.js" {
 		t.Errorf("symlink target %q", h.Linkname)
 	}
+	if h := byName["srv/app/longlink"]; h == nil || h.Linkname != strings.Repeat("../", 50)+"target" {
+		t.Errorf("long symlink target not kept: %+v", h)
+	}
 	long := "srv/app/" + strings.Repeat("deep/", 60) + "x.txt"
 	if byName[long] == nil {
 		t.Errorf("missing the %d-byte path", len(long))
@@ -289,5 +295,19 @@ func TestLayerCompressedIsStableAndSpooled(t *testing.T) {
 	}
 	if _, err := l.Compressed(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Compressed after Close: %v", err)
+	}
+}
+
+func TestLayerFollowsRootSymlink(t *testing.T) {
+	real := t.TempDir()
+	os.WriteFile(filepath.Join(real, "f"), []byte("x"), 0o644)
+	link := filepath.Join(t.TempDir(), ".deploy")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := digests(t, mustLayer(t, real))
+	b, _ := digests(t, mustLayer(t, link))
+	if a != b {
+		t.Fatalf("a symlinked .deploy gives %s, the directory itself %s", b, a)
 	}
 }

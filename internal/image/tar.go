@@ -90,7 +90,9 @@ func (s *tarSource) WriteTo(ctx context.Context, w io.Writer) error {
 		if err := s.parents(tw, r.image, emitted); err != nil {
 			return err
 		}
-		info, err := os.Lstat(r.host)
+		// Roots are followed if they are symlinks (.deploy may be one);
+		// links inside them are kept as links.
+		info, err := os.Stat(r.host)
 		if err != nil {
 			return fmt.Errorf("layer: %w", err)
 		}
