@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// stateVersion is the version of the state file format this code writes.
+const stateVersion = 1
+
+type stateFile struct {
+	Version  int            `json:"version"`
+	SavedAt  time.Time      `json:"saved_at"`
+	Services []serviceState `json:"services"`
+}
+
+type serviceState struct {
+	Name    string      `json:"name"`
+	Hosts   []string    `json:"hosts"`
+	Targets []string    `json:"targets"`
+	Health  HealthCheck `json:"health"`
+}
+
+// MarshalJSON writes durations as "1s" rather than nanoseconds, for people
+// reading the state file or the status API.
+func (h HealthCheck) MarshalJSON() ([]byte, error) {
+	return json.Marshal(healthJSON{
+		Path: h.Path, Host: h.Host,
+		Interval: durString(h.Interval), Timeout: durString(h.Timeout), Deadline: durString(h.Deadline),
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (h *HealthCheck) UnmarshalJSON(b []byte) error {
+	var j healthJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	out := HealthCheck{Path: j.Path, Host: j.Host}
+	for _, f := range []struct {
+		s string
+		d *time.Duration
+	}{{j.Interval, &out.Interval}, {j.Timeout, &out.Timeout}, {j.Deadline, &out.Deadline}} {
+		if f.s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.s)
+		if err != nil {
+			return fmt.Errorf("health check duration: %w", err)
+		}
+		*f.d = d
+	}
+	*h = out
+	return nil
+}
+
+type healthJSON struct {
+	Path     string `json:"path,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Interval string `json:"interval,omitempty"`
+	Timeout  string `json:"timeout,omitempty"`
+	Deadline string `json:"deadline,omitempty"`
+}
+
+func durString(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+// saveLocked writes the state as it will be once the service called name is
+// replaced by change (removed if change is nil). It runs before the change
+// is applied in memory, so a failed write leaves both as they were.
+func (r *Router) saveLocked(name string, change *serviceState) error {
+	if r.statePath == "" {
+		return nil
+	}
+	st := stateFile{Version: stateVersion, SavedAt: time.Now().UTC(), Services: []serviceState{}}
+	for n, s := range r.services {
+		if n == name {
+			continue
+		}
+		st.Services = append(st.Services, serviceState{Name: n, Hosts: s.hosts, Targets: s.active.Load().addrs(), Health: s.health})
+	}
+	if change != nil {
+		st.Services = append(st.Services, *change)
+	}
+	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("saving router state: %w", err)
+	}
+	if err := writeFileAtomic(r.statePath, append(b, '\n')); err != nil {
+		return fmt.Errorf("saving router state: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data so that a reader or a crash sees
+// either the old file or the new one, never a mix.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	// Make the rename itself durable.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// load restores the state file, if there is one.
+func (r *Router) load() error {
+	b, err := os.ReadFile(r.statePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loading router state: %w", err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("loading router state %s: %w", r.statePath, err)
+	}
+	if st.Version < 1 || st.Version > stateVersion {
+		return fmt.Errorf("loading router state %s: version %d, this Slipway reads %d: %w", r.statePath, st.Version, stateVersion, ErrStateVersion)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ss := range st.Services {
+		req := DeployRequest{Service: ss.Name, Hosts: ss.Hosts, Targets: ss.Targets, Health: ss.Health}
+		if err := req.normalize(); err != nil {
+			return fmt.Errorf("loading router state %s: service %q: %w", r.statePath, ss.Name, err)
+		}
+		if _, dup := r.services[req.Service]; dup {
+			return fmt.Errorf("loading router state %s: service %q listed twice", r.statePath, ss.Name)
+		}
+		if err := r.checkHostsLocked(req.Service, req.Hosts); err != nil {
+			return fmt.Errorf("loading router state %s: service %q: %w", r.statePath, ss.Name, err)
+		}
+		svc := &service{name: req.Service, hosts: req.Hosts, health: req.Health}
+		set := &targetSet{}
+		for _, a := range req.Targets {
+			set.targets = append(set.targets, r.newTarget(a))
+		}
+		svc.active.Store(set)
+		r.services[svc.name] = svc
+	}
+	r.rebuildTableLocked()
+	r.cfg.log.Info("router state loaded", "path", r.statePath, "services", len(r.services), "saved_at", st.SavedAt)
+	return nil
+}

@@ -1,0 +1,238 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// target is one backend instance (host:port). It counts its in-flight
+// requests so that a drain knows when it is idle, and it can cut every
+// request it still carries when a drain deadline passes.
+type target struct {
+	addr      string
+	url       *url.URL
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
+	log       *slog.Logger
+
+	// inflight and draining are plain atomics rather than a mutex because
+	// acquire/release sit on the request path. The protocol (acquire: add,
+	// then check draining; drain: set draining, then read inflight) relies on
+	// Go atomics being sequentially consistent: a request either sees the
+	// drain and backs off, or the drain sees the request and waits for it.
+	inflight atomic.Int64
+	draining atomic.Bool
+	idle     chan struct{} // poked when a request ends during a drain
+
+	killCtx context.Context
+	kill    context.CancelCauseFunc
+
+	down     atomic.Bool // set by the background health monitor
+	fails    atomic.Int32
+	requests atomic.Uint64
+}
+
+func (r *Router) newTarget(addr string) *target {
+	t := &target{
+		addr: addr,
+		url:  &url.URL{Scheme: "http", Host: addr},
+		log:  r.cfg.log.With("target", addr),
+		idle: make(chan struct{}, 1),
+	}
+	t.killCtx, t.kill = context.WithCancelCause(context.Background())
+	// One transport per target, so that its idle connections can be closed
+	// when it has drained without touching other targets' pools.
+	t.transport = &http.Transport{
+		Proxy: nil, // never route instance traffic through an environment proxy
+		DialContext: (&net.Dialer{
+			Timeout:   r.cfg.dialTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: r.cfg.maxIdlePerTarget,
+		// Node's http server closes idle keep-alive connections after 5 s; a
+		// pooled connection reused just as the server closes it fails requests
+		// that cannot be retried (POST). Let ours expire first.
+		IdleConnTimeout:       4 * time.Second,
+		ResponseHeaderTimeout: r.cfg.responseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// The client negotiates encoding with the app, not with us.
+		DisableCompression: true,
+		ReadBufferSize:     16 << 10,
+		WriteBufferSize:    16 << 10,
+	}
+	t.proxy = &httputil.ReverseProxy{
+		Rewrite:       r.rewriteFor(t),
+		Transport:     t.transport,
+		FlushInterval: -1, // SSE, chunked and long polls reach the client as written
+		BufferPool:    bufferPool{},
+		ErrorHandler:  r.proxyError(t),
+		ErrorLog:      log.New(slogWriter{t.log}, "", 0),
+	}
+	return t
+}
+
+// acquire registers a request; false means the target is draining (it was
+// swapped out after the caller loaded the target set) and the caller should
+// pick again from the current set.
+func (t *target) acquire() bool {
+	t.inflight.Add(1)
+	if t.draining.Load() {
+		t.release()
+		return false
+	}
+	return true
+}
+
+func (t *target) release() {
+	if t.inflight.Add(-1) == 0 && t.draining.Load() {
+		select {
+		case t.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// serve proxies one request that acquire admitted. Its context is cancelled
+// if the target is killed at the end of a drain, which also closes upgraded
+// (websocket) connections, since ReverseProxy closes the backend side of a
+// switched protocol when the request context ends.
+func (t *target) serve(w http.ResponseWriter, req *http.Request) {
+	defer t.release()
+	t.requests.Add(1)
+	ctx, cancel := context.WithCancelCause(req.Context())
+	stop := context.AfterFunc(t.killCtx, func() { cancel(context.Cause(t.killCtx)) })
+	defer func() {
+		stop()
+		cancel(nil)
+	}()
+	t.proxy.ServeHTTP(w, req.WithContext(ctx))
+}
+
+// drain stops new requests reaching t, waits up to timeout for those in
+// flight, then closes whatever is left (streams, websockets, slow requests).
+// It returns how many requests were cut.
+func (t *target) drain(timeout time.Duration) (cut int) {
+	t.draining.Store(true)
+	defer t.transport.CloseIdleConnections()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for t.inflight.Load() > 0 {
+		select {
+		case <-t.idle:
+		case <-timer.C:
+			cut = int(t.inflight.Load())
+			if cut == 0 {
+				return 0
+			}
+			t.log.Warn("drain timeout: closing requests still running", "requests", cut, "timeout", timeout)
+			t.kill(ErrDrainTimeout)
+			// Cancelled requests unwind quickly; wait a little so that the
+			// caller may stop the instance knowing nothing uses it.
+			grace := time.NewTimer(2 * time.Second)
+			defer grace.Stop()
+			for t.inflight.Load() > 0 {
+				select {
+				case <-t.idle:
+				case <-grace.C:
+					return cut
+				}
+			}
+			return cut
+		}
+	}
+	return 0
+}
+
+// close releases a target that never served (a failed gate).
+func (t *target) close() {
+	t.draining.Store(true)
+	t.kill(context.Canceled)
+	t.transport.CloseIdleConnections()
+}
+
+func (r *Router) rewriteFor(t *target) func(*httputil.ProxyRequest) {
+	trust := r.cfg.trustForwarded
+	return func(pr *httputil.ProxyRequest) {
+		pr.Out.URL.Scheme = "http"
+		pr.Out.URL.Host = t.addr
+		pr.Out.Host = pr.In.Host // apps see the name the visitor used
+		// Passed through verbatim: ReverseProxy would drop query parameters it
+		// cannot parse, and apps may depend on them.
+		pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+		// Rewrite strips inbound X-Forwarded-*; keep the chain so the
+		// client address is appended to it, like nginx's
+		// $proxy_add_x_forwarded_for.
+		if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+			pr.Out.Header["X-Forwarded-For"] = prior
+		}
+		pr.SetXForwarded()
+		if trust {
+			// Behind a trusted TLS terminator, its view of the scheme and host wins.
+			if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
+				pr.Out.Header.Set("X-Forwarded-Proto", v)
+			}
+			if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+				pr.Out.Header.Set("X-Forwarded-Host", v)
+			}
+		}
+	}
+}
+
+// proxyError answers for a request the backend did not answer: 504 for a
+// response-header timeout, 503 when a drain cut it, nothing when the client
+// left, and 502 otherwise (refused, reset, closed mid-request).
+func (r *Router) proxyError(t *target) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, req *http.Request, err error) {
+		cause := context.Cause(req.Context())
+		var ne net.Error
+		switch {
+		case errors.Is(cause, ErrDrainTimeout):
+			t.log.Info("request cut by drain timeout", "path", req.URL.Path)
+			r.errorPage(w, req, http.StatusServiceUnavailable, "This request was interrupted by a deploy. Please retry.")
+		case req.Context().Err() != nil:
+			// The client went away; nobody reads the answer. 499 is nginx's
+			// code for it, and shows up in the counters.
+			w.WriteHeader(499)
+		case errors.As(err, &ne) && ne.Timeout():
+			t.log.Warn("backend timed out", "path", req.URL.Path, "error", err)
+			r.errorPage(w, req, http.StatusGatewayTimeout, "The application did not answer in time.")
+		default:
+			t.log.Warn("backend failed", "path", req.URL.Path, "error", err)
+			r.errorPage(w, req, http.StatusBadGateway, "The application failed to answer this request.")
+		}
+	}
+}
+
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+// slogWriter sends ReverseProxy's own log lines (body copy errors, mostly
+// clients that hung up) to slog at debug level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && p[len(p)-1] == '\n' {
+		p = p[:len(p)-1]
+	}
+	return p
+}
