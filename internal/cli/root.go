@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,7 @@ func (e *silentError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 type globals struct {
 	dir     string
 	config  string
+	data    string
 	verbose bool
 	stdout  io.Writer
 	stderr  io.Writer
@@ -112,12 +114,14 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 	pf.StringVarP(&g.dir, "dir", "C", ".", "monorepo directory (the config file is looked up from here upwards)")
 	pf.StringVar(&g.config, "config", "", "config file (default: slipway.yaml, slipway.json or alokai.config.json)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print every step and all build output")
+	pf.StringVar(&g.data, "data-dir", "", "where Slipway keeps images, releases and runtime state (default: <root>/.slipway)")
 	root.AddCommand(
 		newVersionCmd(g),
 		newValidateCmd(g),
 		newStoresCmd(g),
 		newComposeCmd(g),
 		newChangedCmd(g),
+		newBuildCmd(g),
 	)
 	return root
 }
@@ -166,6 +170,17 @@ func (g *globals) load() (*config.Config, error) {
 		fmt.Fprintln(g.stderr, w.String())
 	}
 	return cfg, nil
+}
+
+// dataDir is --data-dir, else <root>/.slipway.
+func (g *globals) dataDir(cfg *config.Config) string {
+	if g.data != "" {
+		if abs, err := filepath.Abs(g.data); err == nil {
+			return abs
+		}
+		return g.data
+	}
+	return filepath.Join(cfg.Root, ".slipway")
 }
 
 // selectStores resolves --store-id / --all to deployable store ids.

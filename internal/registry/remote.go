@@ -472,3 +472,16 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Image returns the image ref names in the registry (lazily: blobs are fetched when read).
+func (r *Remote) Image(ctx context.Context, ref name.Reference) (v1.Image, error) {
+	nref, err := normalize(ref, r.o.insecure)
+	if err != nil {
+		return nil, newError(ref, "parsing the reference", err, nil)
+	}
+	img, err := remote.Image(nref, r.options(ctx)...)
+	if err != nil {
+		return nil, newError(ref, "reading the image", err, r.secrets())
+	}
+	return img, nil
+}

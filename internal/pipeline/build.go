@@ -1,0 +1,441 @@
+// Package pipeline runs Slipway's jobs: Build (compose → build → image →
+// publish) and, on top of it, the deploy stages.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/compose"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/gitfs"
+	"github.com/slipway-dev/slipway/internal/image"
+	"github.com/slipway-dev/slipway/internal/registry"
+)
+
+// imageFormat changes when what Slipway puts into images changes, so that
+// images built by an older Slipway are rebuilt.
+const imageFormat = "slipway-image-v1"
+
+// LabelFingerprint records, in each image, the build fingerprint it was made from.
+const LabelFingerprint = "dev.slipway.fingerprint"
+
+// ImageStore is where images are published and found again: a remote registry or the embedded layout.
+type ImageStore interface {
+	registry.Publisher
+	registry.Checker
+	Image(ctx context.Context, ref name.Reference) (v1.Image, error)
+	// Host is the registry host used in image names.
+	Host() string
+	// DriverRef is how a runtime fetches a published digest.
+	DriverRef(d name.Digest) string
+}
+
+// RemoteStore is an ImageStore on an OCI registry.
+type RemoteStore struct {
+	*registry.Remote
+	Registry string // host[:port][/prefix]
+}
+
+// Host implements ImageStore.
+func (s RemoteStore) Host() string { return s.Registry }
+
+// DriverRef implements ImageStore.
+func (s RemoteStore) DriverRef(d name.Digest) string { return d.String() }
+
+// LayoutHost names images kept in the embedded layout.
+const LayoutHost = "slipway.local"
+
+// LayoutStore is an ImageStore on the embedded OCI layout.
+type LayoutStore struct{ *registry.Layout }
+
+// Image implements ImageStore.
+func (s LayoutStore) Image(_ context.Context, ref name.Reference) (v1.Image, error) {
+	return s.Layout.Image(ref)
+}
+
+// Host implements ImageStore.
+func (s LayoutStore) Host() string { return LayoutHost }
+
+// DriverRef implements ImageStore.
+func (s LayoutStore) DriverRef(d name.Digest) string {
+	return "oci-layout:" + s.Dir() + "@" + d.DigestStr()
+}
+
+var (
+	_ ImageStore = RemoteStore{}
+	_ ImageStore = LayoutStore{}
+)
+
+// BuildOptions configure a Build job.
+type BuildOptions struct {
+	Config *config.Config
+	Stores []string
+	Store  ImageStore
+	// Jobs is how many app builds run at once; default the number of cores.
+	Jobs int
+	// Verbose streams all build output.
+	Verbose    bool
+	AllowDirty bool
+	// Log receives progress lines.
+	Log io.Writer
+	// Progress, when set, receives publish progress for live display.
+	Progress func(registry.Progress)
+}
+
+// BuiltImage is the outcome for one app of one store.
+type BuiltImage struct {
+	Store       string        `json:"store"`
+	App         string        `json:"app"`
+	Ref         string        `json:"ref"`
+	Digest      string        `json:"digest"`
+	DriverRef   string        `json:"driverRef"`
+	Fingerprint string        `json:"fingerprint"`
+	UpToDate    bool          `json:"upToDate"`
+	Port        int           `json:"port"`
+	Duration    time.Duration `json:"-"`
+	Millis      int64         `json:"durationMs"`
+	Err         error         `json:"-"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// BuildResult is the outcome of a Build job.
+type BuildResult struct {
+	Revision gitfs.Revision
+	Tag      string
+	Images   []BuiltImage
+}
+
+// Failed reports whether any image failed.
+func (r *BuildResult) Failed() bool {
+	for _, im := range r.Images {
+		if im.Err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+type buildUnit struct {
+	store *config.Store
+	app   *config.App
+	dir   string
+	fp    string
+	env   map[string]string
+	repo  name.Repository
+	out   *BuiltImage
+}
+
+// Build composes the stores, then for each store/app either finds an image
+// already published for the same inputs (its fingerprint) or builds, packs and
+// publishes one, tagged with the commit. A failing app fails only itself.
+func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
+	cfg := o.Config
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	rev, err := gitfs.Describe(ctx, cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := rev.Tag(o.AllowDirty)
+	if err != nil {
+		return nil, err
+	}
+	res := &BuildResult{Revision: rev, Tag: tag}
+	created := rev.Time
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
+		}
+		created = time.Unix(sec, 0).UTC()
+	}
+
+	composer := compose.New(cfg)
+	composed, err := composer.Compose(ctx, o.Stores)
+	if err != nil {
+		return nil, err
+	}
+	bases := &baseCache{m: map[string]*baseEntry{}}
+	var units []*buildUnit
+	for _, sr := range composed {
+		st := cfg.Store(sr.Store)
+		for _, ar := range sr.Apps {
+			app := cfg.App(ar.App)
+			u := &buildUnit{store: st, app: app, dir: ar.Dir, env: buildEnv(cfg, st.ID, app),
+				out: &BuiltImage{Store: st.ID, App: app.ID, Port: app.Port}}
+			units = append(units, u)
+			repo, err := name.NewRepository(o.Store.Host()+"/"+st.ProjectName+"/"+app.ID, name.WeakValidation)
+			if err != nil {
+				u.out.Err = fmt.Errorf("image name for %s/%s: %w", st.ID, app.ID, err)
+				continue
+			}
+			u.repo = repo
+			base, err := bases.get(ctx, baseRef(cfg, app))
+			if err != nil {
+				u.out.Err = err
+				continue
+			}
+			u.fp = fingerprint(ar.Fingerprint, app, u.env, base.digest)
+			u.out.Fingerprint = u.fp
+		}
+	}
+
+	// 1. Find what is already published.
+	var toBuild []*buildUnit
+	for _, u := range units {
+		if u.out.Err != nil {
+			continue
+		}
+		done, err := reuse(ctx, o.Store, u, tag)
+		if err != nil {
+			u.out.Err = err
+			continue
+		}
+		if done {
+			logf("[%s/%s] up to date (%s)", u.store.ID, u.app.ID, short(u.out.Digest))
+			continue
+		}
+		toBuild = append(toBuild, u)
+	}
+
+	// 2. Build what is not, in parallel.
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = max(1, runtimeCPUs())
+	}
+	runner := &build.Runner{Jobs: jobs, Verbose: o.Verbose, Out: o.Log, Commit: rev.Commit}
+	var tasks []build.Task
+	for _, u := range toBuild {
+		logf("[%s/%s] building in %s", u.store.ID, u.app.ID, u.dir)
+		tasks = append(tasks, build.Task{Store: u.store.ID, App: u.app.ID, Dir: u.dir, Command: u.app.Build, Env: u.env})
+	}
+	results := runner.Run(ctx, tasks)
+
+	// 3. Pack and publish the successful builds, in parallel.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(2, jobs))
+	for i, r := range results {
+		u := toBuild[i]
+		if r.Err != nil {
+			u.out.Err = r.Err
+			continue
+		}
+		u.out.Duration = r.Duration
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := pack(ctx, o, u, bases, rev, tag, created); err != nil {
+				u.out.Err = err
+				logf("[%s/%s] failed: %v", u.store.ID, u.app.ID, err)
+				return
+			}
+			logf("[%s/%s] published %s", u.store.ID, u.app.ID, u.out.Ref+"@"+short(u.out.Digest))
+		}()
+	}
+	wg.Wait()
+	for _, u := range units {
+		u.out.Millis = u.out.Duration.Milliseconds()
+		if u.out.Err != nil {
+			u.out.Error = u.out.Err.Error()
+		}
+		res.Images = append(res.Images, *u.out)
+	}
+	return res, nil
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+// buildEnv is the env a build sees from config: the app's, then the store's (inherited).
+func buildEnv(cfg *config.Config, store string, app *config.App) map[string]string {
+	env := maps.Clone(app.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, cfg.Env(store))
+	return env
+}
+
+func baseRef(cfg *config.Config, app *config.App) string {
+	if app.Image.Base != "" {
+		return app.Image.Base
+	}
+	if cfg.Image.Base != "" {
+		return cfg.Image.Base
+	}
+	return "scratch"
+}
+
+func workDir(cfg *config.Config, app *config.App) string {
+	if app.Image.WorkDir != "" {
+		return app.Image.WorkDir
+	}
+	if cfg.Image.WorkDir != "" {
+		return cfg.Image.WorkDir
+	}
+	return image.DefaultWorkDir
+}
+
+// fingerprint covers everything an image depends on except the commit itself:
+// the composed files, the app's build and image settings, the build env and the
+// base image digest.
+func fingerprint(composed string, app *config.App, env map[string]string, baseDigest string) string {
+	h := sha256.New()
+	settings, _ := json.Marshal(struct {
+		Format, Composed, Base            string
+		ID, Framework, Build, Workdir     string
+		Entrypoint, Include, Exclude, Env []string
+		Port                              int
+	}{imageFormat, composed, baseDigest, app.ID, app.Framework, app.Build, app.Image.WorkDir,
+		app.Entrypoint, app.Deploy.Include, app.Deploy.Exclude, envList(env), app.Port})
+	h.Write(settings)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func envList(env map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// reuse publishes the commit tag for an image already built from the same
+// fingerprint; it writes nothing at all when the tag is already there.
+func reuse(ctx context.Context, store ImageStore, u *buildUnit, tag string) (bool, error) {
+	fpRef := u.repo.Tag("fp-" + u.fp)
+	ref := u.repo.Tag(tag)
+	d1, ok, err := store.Exists(ctx, fpRef)
+	if err != nil || !ok {
+		return false, err
+	}
+	d2, ok2, err := store.Exists(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	dig := u.repo.Digest(d1.String())
+	if !ok2 || d2 != d1 {
+		img, err := store.Image(ctx, fpRef)
+		if err != nil {
+			return false, err
+		}
+		if dig, err = store.Publish(ctx, ref, img); err != nil {
+			return false, err
+		}
+	}
+	u.out.UpToDate = true
+	u.out.Ref = ref.String()
+	u.out.Digest = dig.DigestStr()
+	u.out.DriverRef = store.DriverRef(dig)
+	return true, nil
+}
+
+func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, rev gitfs.Revision, tag string, created time.Time) error {
+	start := time.Now()
+	cfg := o.Config
+	prod, err := build.Collect(u.dir, build.Selection{Framework: u.app.Framework, Include: u.app.Deploy.Include, Exclude: u.app.Deploy.Exclude})
+	if err != nil {
+		return fmt.Errorf("%s/%s: collecting production files: %w", u.store.ID, u.app.ID, err)
+	}
+	entry := u.app.Entrypoint
+	if len(entry) == 0 {
+		entry = prod.Entrypoint
+	}
+	if len(entry) == 0 {
+		return fmt.Errorf("%s/%s: no entrypoint: set `entrypoint` for app %s in %s", u.store.ID, u.app.ID, u.app.ID, cfg.File)
+	}
+	base, err := bases.get(ctx, baseRef(cfg, u.app))
+	if err != nil {
+		return err
+	}
+	labels := image.Labels(image.LabelInfo{Project: cfg.Project, Store: u.store.ID, App: u.app.ID, Revision: rev.Commit, Source: rev.Source, Created: created})
+	labels[LabelFingerprint] = u.fp
+	spec := image.Spec{Base: base.img, Dir: prod.Dir, WorkDir: workDir(cfg, u.app), Entrypoint: entry,
+		Env: map[string]string{"NODE_ENV": "production"}, ExposedPort: u.app.Port, Labels: labels, Created: created}
+	if _, err := os.Stat(filepath.Join(prod.Dir, build.EntrypointCallback)); err == nil {
+		spec.EntrypointScript = filepath.Join(prod.Dir, build.EntrypointCallback)
+	}
+	img, err := image.Build(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", u.store.ID, u.app.ID, err)
+	}
+	if c, ok := img.(io.Closer); ok {
+		defer c.Close()
+	}
+	ref := u.repo.Tag(tag)
+	dig, err := o.Store.Publish(ctx, ref, img)
+	if err != nil {
+		return err
+	}
+	if _, err := o.Store.Publish(ctx, u.repo.Tag("fp-"+u.fp), img); err != nil {
+		return err
+	}
+	u.out.Ref = ref.String()
+	u.out.Digest = dig.DigestStr()
+	u.out.DriverRef = o.Store.DriverRef(dig)
+	u.out.Duration += time.Since(start)
+	return nil
+}
+
+type baseEntry struct {
+	img    v1.Image
+	digest string
+	err    error
+	once   sync.Once
+}
+
+// baseCache loads each distinct base image once per job.
+type baseCache struct {
+	mu sync.Mutex
+	m  map[string]*baseEntry
+}
+
+func (b *baseCache) get(ctx context.Context, ref string) (*baseEntry, error) {
+	b.mu.Lock()
+	e, ok := b.m[ref]
+	if !ok {
+		e = &baseEntry{}
+		b.m[ref] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() {
+		e.img, e.err = image.LoadBase(ctx, ref)
+		if e.err == nil {
+			var d v1.Hash
+			d, e.err = e.img.Digest()
+			e.digest = d.String()
+		}
+		if e.err != nil {
+			e.err = fmt.Errorf("base image %s: %w", ref, e.err)
+		}
+	})
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e, nil
+}
