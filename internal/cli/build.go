@@ -110,11 +110,12 @@ exits 1 after the others finish.`,
 			if err != nil {
 				return err
 			}
-			store, where, err := o.reg.store(g, cfg, cmd.InOrStdin(), nil)
+			log := newLiveOutput(g.stderr)
+			defer log.Close()
+			store, where, err := o.reg.store(g, cfg, cmd.InOrStdin(), log.Progress)
 			if err != nil {
 				return err
 			}
-			log := newLineWriter(g.stderr)
 			fmt.Fprintf(log, "building %d store(s) into the %s\n", len(ids), where)
 			res, err := pipeline.Build(cmd.Context(), pipeline.BuildOptions{Config: cfg, Stores: ids, Store: store,
 				Jobs: o.jobs, Verbose: g.verbose, AllowDirty: o.allowDirty, Log: log})
@@ -175,39 +176,4 @@ func firstLine(s string) string {
 		s = s[:117] + "..."
 	}
 	return s
-}
-
-// lineWriter prefixes each line with a timestamp when output is not a terminal (CI logs).
-type lineWriter struct {
-	w     io.Writer
-	stamp bool
-}
-
-func newLineWriter(w io.Writer) io.Writer {
-	f, ok := w.(*os.File)
-	tty := false
-	if ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &lineWriter{w: w, stamp: !tty}
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	if !l.stamp {
-		return l.w.Write(p)
-	}
-	var b strings.Builder
-	for _, line := range strings.SplitAfter(string(p), "\n") {
-		if line == "" {
-			continue
-		}
-		b.WriteString(time.Now().UTC().Format("15:04:05.000 "))
-		b.WriteString(line)
-	}
-	if _, err := io.WriteString(l.w, b.String()); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }

@@ -30,6 +30,7 @@ func example(t *testing.T, name string) string {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	os.RemoveAll(filepath.Join(dst, ".out"))
+	os.RemoveAll(filepath.Join(dst, ".slipway"))
 	return dst
 }
 
@@ -179,4 +180,57 @@ func TestStoresTreeAndJSON(t *testing.T) {
 func addUnder(yaml, store, line string) string {
 	re := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(store) + `:.*$`)
 	return re.ReplaceAllStringFunc(yaml, func(m string) string { return m + "\n    " + line })
+}
+
+func gitInit(t *testing.T, dir string) {
+	t.Helper()
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "initial"}} {
+		c := exec.Command("git", append([]string{"-C", dir, "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"}, args...)...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+}
+
+func TestBuildCommand(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := example(t, "multistore")
+	gitInit(t, dir)
+	code, out, stderr := run(t, "build", "-C", dir, "--store-id", "sports-brand", "--json")
+	if code != 0 {
+		t.Fatalf("build: %d\n%s", code, stderr)
+	}
+	var imgs []struct {
+		Store, App, Ref, Digest string
+		UpToDate                bool
+	}
+	if err := json.Unmarshal([]byte(out), &imgs); err != nil || len(imgs) != 2 {
+		t.Fatalf("json: %v %s", err, out)
+	}
+	code, out, _ = run(t, "build", "-C", dir, "--store-id", "sports-brand")
+	if code != 0 || strings.Count(out, "up to date") != 2 {
+		t.Errorf("second build should be up to date:\n%s", out)
+	}
+	os.WriteFile(filepath.Join(dir, "apps/storefront-middleware/new.js"), []byte("x"), 0o644)
+	code, _, stderr = run(t, "build", "-C", dir, "--store-id", "sports-brand")
+	if code != 2 || !strings.Contains(stderr, "--allow-dirty") {
+		t.Errorf("dirty tree: exit %d, %s", code, stderr)
+	}
+	code, out, stderr = run(t, "build", "-C", dir, "--store-id", "sports-brand", "--allow-dirty")
+	if code != 0 || !strings.Contains(out, "-dirty-") {
+		t.Errorf("--allow-dirty: exit %d\n%s\n%s", code, out, stderr)
+	}
+	// A failing build fails its store only, and the command exits 1.
+	os.WriteFile(filepath.Join(dir, "apps/stores/fashion-brand/stores/eu/storefront-unified-nextjs/package.json"), []byte(`{"scripts":{"build":"echo broken >&2; exit 7"}}`), 0o644)
+	code, out, stderr = run(t, "build", "-C", dir, "--store-id", "eu", "--store-id", "us", "--allow-dirty")
+	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(stderr, "[eu/storefront-unified-nextjs] broken") {
+		t.Errorf("failing build: exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "us ") && strings.Contains(line, "FAILED") {
+			t.Errorf("us must still build: %s", line)
+		}
+	}
 }

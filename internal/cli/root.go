@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/gitfs"
 )
 
 // Exit codes.
@@ -68,7 +69,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ue *usageError
 	var ve *config.ValidationError
 	switch {
-	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNotFound):
+	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNotFound), errors.Is(err, gitfs.ErrDirty):
 		return ExitUsage
 	case isCobraUsage(err):
 		fmt.Fprintln(stderr, "Run 'slipway --help' for usage.")
