@@ -53,20 +53,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	if err != nil {
 		return fail("network", err)
 	}
-
-	labels := withManaged(spec.Labels, "web", false)
 	env := copyEnv(spec.Env)
-	port := spec.Port
-	var release func()
-	if mode == NetworkHost {
-		// The container shares the host's ports: pick a free one.
-		port, release, err = d.reserveHostPort()
-		if err != nil {
-			return fail("choosing a host port", err)
-		}
-		defer release()
-	}
-	env["PORT"] = strconv.Itoa(port)
 	mounts, err := d.dataMounts(ctx, spec.DataKey, spec.Labels, env)
 	if err != nil {
 		return fail("data volume", err)
@@ -76,46 +63,83 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		timeout = driver.DefaultStopTimeout
 	}
 	stopSecs := int(math.Ceil(timeout.Seconds()))
-
-	cfg := &container.Config{
-		Image:       imageID,
-		Env:         envList(env),
-		Labels:      labels,
-		StopTimeout: &stopSecs,
+	publishIP, err := netip.ParseAddr(d.opts.publishIP)
+	if err != nil {
+		return fail("publish IP", err)
 	}
-	hc := &container.HostConfig{
-		NetworkMode:   container.NetworkMode(mode),
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(d.opts.restart)},
-		Mounts:        mounts,
-	}
-	if mode == NetworkBridge {
-		p, ok := network.PortFrom(uint16(port), network.TCP)
-		if !ok {
-			return fail("port", fmt.Errorf("bad port %d", port))
+	// The driver picks the host port itself with host networking (the app
+	// binds it), and with bridge networking on a local engine: the engine's
+	// ephemeral port would change when the engine restarts the container,
+	// leaving the router with a stale Addr. A port taken between the pick
+	// and the engine's bind fails the start; then another is tried.
+	pick := mode == NetworkHost || d.pinPorts()
+	for attempt := 1; ; attempt++ {
+		port, hostPort := spec.Port, 0
+		if pick {
+			p, release, err := d.reserveHostPort(d.opts.publishIP)
+			if err != nil {
+				return fail("choosing a host port", err)
+			}
+			defer release()
+			hostPort = p
+			if mode == NetworkHost {
+				port = p
+			}
 		}
-		ip, err := netip.ParseAddr(d.opts.publishIP)
+		env["PORT"] = strconv.Itoa(port)
+		cfg := &container.Config{
+			Image:       imageID,
+			Env:         envList(env),
+			Labels:      withManaged(spec.Labels, "web", false),
+			StopTimeout: &stopSecs,
+		}
+		hc := &container.HostConfig{
+			NetworkMode:   container.NetworkMode(mode),
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(d.opts.restart)},
+			Mounts:        mounts,
+		}
+		if mode == NetworkBridge {
+			p, _ := network.PortFrom(uint16(port), network.TCP)
+			hp := ""
+			if hostPort != 0 {
+				hp = strconv.Itoa(hostPort)
+			}
+			cfg.ExposedPorts = network.PortSet{p: {}}
+			hc.PortBindings = network.PortMap{p: {{HostIP: publishIP, HostPort: hp}}}
+		}
+		id, err := d.create(ctx, spec.Name, cfg, hc)
 		if err != nil {
-			return fail("publish IP", err)
+			return fail("creating the container", err)
 		}
-		cfg.ExposedPorts = network.PortSet{p: {}}
-		// HostPort "": the engine picks a free ephemeral port.
-		hc.PortBindings = network.PortMap{p: {{HostIP: ip, HostPort: ""}}}
+		if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			d.remove(ctx, id)
+			if pick && attempt < 5 && isPortTaken(err) {
+				continue
+			}
+			return fail("starting the container", err)
+		}
+		inst, err := d.settle(ctx, id)
+		if err != nil {
+			d.remove(ctx, id)
+			return fail("inspecting the container", err)
+		}
+		return inst, nil
 	}
+}
 
-	id, err := d.create(ctx, spec.Name, cfg, hc)
-	if err != nil {
-		return fail("creating the container", err)
+// pinPorts reports whether bridge-networked instances get a host port the
+// driver picked (see WithPinnedPorts).
+func (d *Driver) pinPorts() bool {
+	if d.opts.pinPorts != nil {
+		return *d.opts.pinPorts
 	}
-	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		d.remove(ctx, id)
-		return fail("starting the container", err)
-	}
-	inst, err := d.settle(ctx, id)
-	if err != nil {
-		d.remove(ctx, id)
-		return fail("inspecting the container", err)
-	}
-	return inst, nil
+	return !IsRemoteHost(d.host)
+}
+
+// isPortTaken recognises the engine's errors for a host port in use.
+func isPortTaken(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "port is already allocated") || strings.Contains(s, "address already in use")
 }
 
 // settle inspects a just-started container until it runs with its port
@@ -411,12 +435,12 @@ func (d *Driver) dataMounts(ctx context.Context, key string, labels, env map[str
 	return []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: DataMount}}, nil
 }
 
-// reserveHostPort picks a free TCP port on this host for a host-networked
-// container; release forgets the reservation once the container had time
-// to bind it.
-func (d *Driver) reserveHostPort() (int, func(), error) {
+// reserveHostPort picks a TCP port free on ip on this host, for a container
+// to bind; release forgets the reservation once the container had time to
+// bind it, so that two quick Starts do not get the same port.
+func (d *Driver) reserveHostPort(ip string) (int, func(), error) {
 	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			return 0, nil, err
 		}

@@ -25,8 +25,10 @@
 // Instances get PORT and, when they have a data key, SLIPWAY_DATA_DIR=/data
 // in their environment; env is sent in the create request's body, never on a
 // command line. With bridge networking the port is published on 127.0.0.1
-// (WithPublishIP) with an ephemeral host port, and Addr is that host port;
-// with host networking (WithNetworkMode("host"), or automatically when the
+// (WithPublishIP) on a host port, and Addr is that host port: one the
+// driver picked (a local engine; it survives engine-driven restarts, see
+// WithPinnedPorts) or the engine's ephemeral one (a remote engine); with
+// host networking (WithNetworkMode("host"), or automatically when the
 // engine has no "bridge" network) the driver picks a free port on this
 // machine and passes it as PORT, and Addr is 127.0.0.1:PORT.
 package docker
@@ -89,8 +91,8 @@ type Driver struct {
 	fetchMu  sync.Mutex
 	fetching map[string]*sync.Mutex
 
-	// hostPorts remembers ports handed out in host mode that may not be
-	// bound yet, so two quick Starts do not get the same one.
+	// hostPorts remembers host ports handed out that may not be bound
+	// yet, so two quick Starts do not get the same one.
 	portMu    sync.Mutex
 	hostPorts map[int]bool
 }
@@ -113,6 +115,7 @@ type options struct {
 	apiVersion    string
 	sshFlags      []string
 	hasHost       bool
+	pinPorts      *bool
 	hasPublish    bool
 	clientOptions []client.Opt
 }
@@ -146,6 +149,17 @@ func WithRestartPolicy(policy string) Option {
 // publish on an address the router can reach instead.
 func WithPublishIP(ip string) Option {
 	return func(o *options) { o.publishIP, o.hasPublish = ip, true }
+}
+
+// WithPinnedPorts says whether bridge-networked instances are published on
+// a host port the driver picks (true) or one the engine picks (false). The
+// engine's ephemeral port changes when it restarts a crashed container; a
+// picked one stays, so the instance's Addr stays valid. The default is
+// true for a local engine; for a remote one the driver cannot tell which
+// ports are free there, so the engine picks and Addr may change after a
+// restart (List has the current one).
+func WithPinnedPorts(pin bool) Option {
+	return func(o *options) { o.pinPorts = &pin }
 }
 
 // WithKeychain sets where registry credentials for pulls come from; they

@@ -134,46 +134,94 @@ func portOf(t *testing.T, addr string) string {
 }
 
 // TestPublishedOnLoopbackOnly: the engine binds the instance's port on
-// 127.0.0.1 only, never on all interfaces.
+// 127.0.0.1 only, never on all interfaces: on a port the driver picked
+// (the default for a local engine) or on an ephemeral one.
 func TestPublishedOnLoopbackOnly(t *testing.T) {
+	for _, pinned := range []bool{true, false} {
+		t.Run("pinned="+strconv.FormatBool(pinned), func(t *testing.T) {
+			e := newDriver(t, WithPinnedPorts(pinned))
+			if e.d.opts.netMode == NetworkHost {
+				t.Skip("host networking here: nothing is published")
+			}
+			ctx := context.Background()
+			inst := e.start(e.spec(e.push("app", "loop", nil), "r1"))
+			if !strings.HasPrefix(inst.Addr, "127.0.0.1:") {
+				t.Fatalf("Addr %q", inst.Addr)
+			}
+			get(t, inst.Addr, "/healthz")
+			ir, err := e.d.Client().ContainerInspect(ctx, inst.ID, client.ContainerInspectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := ir.Container
+			if len(c.HostConfig.PortBindings) != 1 {
+				t.Fatalf("port bindings %v", c.HostConfig.PortBindings)
+			}
+			want := ""
+			if pinned {
+				want = portOf(t, inst.Addr)
+			}
+			for p, bs := range c.HostConfig.PortBindings {
+				for _, b := range bs {
+					if b.HostIP.String() != "127.0.0.1" || b.HostPort != want {
+						t.Errorf("requested binding %s -> %s:%q, want 127.0.0.1:%q", p, b.HostIP, b.HostPort, want)
+					}
+				}
+			}
+			n := 0
+			for p, bs := range c.NetworkSettings.Ports {
+				for _, b := range bs {
+					n++
+					if b.HostIP.String() != "127.0.0.1" {
+						t.Errorf("%s is bound on %s", p, b.HostIP)
+					}
+					if net.JoinHostPort(b.HostIP.String(), b.HostPort) != inst.Addr {
+						t.Errorf("binding %s:%s, Addr %s", b.HostIP, b.HostPort, inst.Addr)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d bindings: %v", n, c.NetworkSettings.Ports)
+			}
+		})
+	}
+}
+
+// TestRestartKeepsAddr: the engine restarts a crashed instance (restart
+// policy unless-stopped) and it answers on the same Addr again; Wait
+// reports the crash's exit code.
+func TestRestartKeepsAddr(t *testing.T) {
 	e := newDriver(t)
-	if e.d.opts.netMode == NetworkHost {
-		t.Skip("host networking here: nothing is published")
+	if !e.d.Capabilities().Restart {
+		t.Fatal("Capabilities.Restart false with the default restart policy")
 	}
 	ctx := context.Background()
-	inst := e.start(e.spec(e.push("app", "loop", nil), "r1"))
-	if !strings.HasPrefix(inst.Addr, "127.0.0.1:") {
-		t.Fatalf("Addr %q", inst.Addr)
-	}
-	ir, err := e.d.Client().ContainerInspect(ctx, inst.ID, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := ir.Container
-	if len(c.HostConfig.PortBindings) != 1 {
-		t.Fatalf("port bindings %v", c.HostConfig.PortBindings)
-	}
-	for p, bs := range c.HostConfig.PortBindings {
-		for _, b := range bs {
-			if b.HostIP.String() != "127.0.0.1" || b.HostPort != "" {
-				t.Errorf("requested binding %s -> %s:%s, want 127.0.0.1 with an ephemeral port", p, b.HostIP, b.HostPort)
-			}
+	inst := e.start(e.spec(e.push("app", "restart", nil), "r1"))
+	get(t, inst.Addr, "/healthz")
+	waited := make(chan int, 1)
+	go func() {
+		code, err := e.d.Wait(ctx, inst.ID)
+		if err != nil {
+			t.Errorf("Wait: %v", err)
 		}
-	}
-	n := 0
-	for p, bs := range c.NetworkSettings.Ports {
-		for _, b := range bs {
-			n++
-			if b.HostIP.String() != "127.0.0.1" {
-				t.Errorf("%s is bound on %s", p, b.HostIP)
-			}
-			if net.JoinHostPort(b.HostIP.String(), b.HostPort) != inst.Addr {
-				t.Errorf("binding %s:%s, Addr %s", b.HostIP, b.HostPort, inst.Addr)
-			}
+		waited <- code
+	}()
+	time.Sleep(100 * time.Millisecond) // let Wait register
+	get(t, inst.Addr, "/crash")
+	select {
+	case code := <-waited:
+		if code != 3 {
+			t.Errorf("Wait: %d, want 3", code)
 		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Wait did not return after the crash")
 	}
-	if n != 1 {
-		t.Errorf("%d bindings: %v", n, c.NetworkSettings.Ports)
+	if code, _ := get(t, inst.Addr, "/healthz"); code != 200 {
+		t.Errorf("/healthz after the restart: %d", code)
+	}
+	list, err := e.d.List(ctx, map[string]string{driver.LabelProject: e.project})
+	if err != nil || len(list) != 1 || list[0].Addr != inst.Addr || list[0].State != "running" {
+		t.Errorf("List after the restart: %+v %v; want running on %s", list, err, inst.Addr)
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 )
 
 // Run runs a one-off container (labelled role=hook) to completion: with
-// Shell, /bin/sh -c "<Cmd joined by spaces>"; otherwise Cmd is the whole
-// argv (it replaces the image's entrypoint). Output is attached before the
+// Shell, the image's /bin/sh -c "<Cmd joined by spaces>"; otherwise Cmd is
+// the whole argv (it replaces the image's entrypoint), or, when empty, the
+// image's entrypoint and cmd run. Output is attached before the
 // container starts, so none is lost, and demultiplexed to Stdout and Stderr.
 // The container is removed afterwards; when ctx ends first it is killed and
 // removed, and Run returns ctx's error.
@@ -23,8 +24,8 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	fail := func(step string, err error) (int, error) {
 		return -1, fmt.Errorf("running %s: %s: %w", spec.Name, step, err)
 	}
-	if len(spec.Cmd) == 0 {
-		return fail("checking the spec", fmt.Errorf("no command"))
+	if spec.Shell && len(spec.Cmd) == 0 {
+		return fail("checking the spec", fmt.Errorf("Shell needs a command"))
 	}
 	imageID, err := d.EnsureImage(ctx, spec.Image)
 	if err != nil {
@@ -47,7 +48,8 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 		Image:  imageID,
 		Env:    envList(env),
 		Labels: withManaged(spec.Labels, "hook", true),
-		// A non-empty Entrypoint with no Cmd: the image's Cmd is not appended.
+		// A non-empty Entrypoint with no Cmd: the image's Cmd is not
+		// appended. An empty one keeps the image's entrypoint and cmd.
 		Entrypoint:   argv,
 		AttachStdout: true,
 		AttachStderr: true,
