@@ -1,0 +1,599 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/redact"
+	"github.com/slipway-dev/slipway/internal/state"
+)
+
+// Stage names, in the order they run.
+const (
+	StagePreDeploy  = "pre-deploy"
+	StageInstall    = "install"
+	StageDeploy     = "deploy"
+	StagePostDeploy = "post-deploy"
+	StageVerify     = "verify"
+)
+
+// AppDeploy is one app of a store to deploy.
+type AppDeploy struct {
+	App string `json:"app"`
+	// Image is the driver reference (digest) to run.
+	Image driver.Image `json:"image"`
+	// Ref and Digest are recorded in the release.
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+	// Port the app listens on; Health gates its instances.
+	Port   int               `json:"port"`
+	Health proxy.HealthCheck `json:"health"`
+	// Hosts route to this app.
+	Hosts []string `json:"hosts"`
+	// Instances to run; default 1.
+	Instances int `json:"instances,omitempty"`
+	// Env is the app's own env (store env wins over it).
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// Hook is a shell command run in a release's image.
+type Hook struct {
+	Command string `json:"command"`
+	// App whose image runs the hook; default the store's first app.
+	App string `json:"app,omitempty"`
+	// Timeout kills the hook and everything it started; default 10 minutes.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// Hooks are the user's pipeline commands; an empty Command does nothing.
+type Hooks struct {
+	PreDeploy          Hook `json:"preDeploy"`
+	Install            Hook `json:"install"`
+	DestructiveInstall Hook `json:"destructiveInstall"`
+	PostDeploy         Hook `json:"postDeploy"`
+}
+
+// DeployRequest is everything the runtime side needs to deploy one store.
+type DeployRequest struct {
+	Project     string      `json:"project"`
+	Store       string      `json:"store"`
+	Commit      string      `json:"commit"`
+	Kind        string      `json:"kind"`
+	Destructive bool        `json:"destructive,omitempty"`
+	Apps        []AppDeploy `json:"apps"`
+	// Env is the store's env, secret values included: it lives in memory only.
+	Env map[string]string `json:"env,omitempty"`
+	// Secrets names the keys of Env whose values are secret.
+	Secrets []string `json:"secrets,omitempty"`
+	Hooks   Hooks    `json:"hooks"`
+	// Wait for the store's deploy lock instead of failing at once.
+	Wait bool `json:"wait,omitempty"`
+	// DrainTimeout for old instances; default 30s.
+	DrainTimeout time.Duration `json:"drainTimeout,omitempty"`
+}
+
+// Event is a line of deploy progress.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Store   string    `json:"store"`
+	Stage   string    `json:"stage,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Deployer runs deploy pipelines against a driver and a router, recording releases.
+type Deployer struct {
+	Driver driver.Driver
+	Router *proxy.Router
+	State  *state.DB
+	// DataDir holds per-store persistent data (process runtime) and logs.
+	DataDir string
+
+	mu   sync.Mutex
+	envs map[string]map[string]string // live env per store, for restarts; never persisted
+}
+
+// ErrDeployFailed marks a deploy that did not go live.
+var ErrDeployFailed = errors.New("deploy failed")
+
+// Deploy runs the pipeline for one store: lock, pre-deploy (in the running
+// release), install (in the new image, before any traffic), start the new
+// instances, gate them all, swap every app's route, drain and stop the old
+// instances, post-deploy (in the new release), verify. Traffic moves only when
+// every new instance is healthy; a failure before that leaves the old release
+// serving untouched.
+func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Event)) (*state.Release, error) {
+	var secretVals []string
+	for _, k := range req.Secrets {
+		secretVals = append(secretVals, req.Env[k])
+	}
+	red := redact.New(secretVals...)
+	say := func(stage, format string, args ...any) {
+		if emit != nil {
+			emit(Event{Time: time.Now(), Store: req.Store, Stage: stage, Message: red.String(fmt.Sprintf(format, args...))})
+		}
+	}
+	if len(req.Apps) == 0 {
+		return nil, fmt.Errorf("deploying %s: no apps", req.Store)
+	}
+	lock, err := d.State.Acquire(ctx, req.Store, state.LockOptions{Wait: req.Wait, Commit: req.Commit})
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	say("", "lock taken")
+
+	host, _ := os.Hostname()
+	rel := &state.Release{Project: req.Project, Store: req.Store, Commit: req.Commit, Kind: req.Kind, Destructive: req.Destructive,
+		Status: state.StatusDeploying, Images: map[string]state.Image{}, Host: host, PID: os.Getpid(),
+		EnvHash: envHash(req.Env, req.Secrets), EnvNames: slices.Sorted(maps.Keys(req.Env))}
+	for _, a := range req.Apps {
+		rel.Images[a.App] = state.Image{Ref: a.Ref, Digest: a.Digest}
+	}
+	if err := d.State.CreateRelease(ctx, rel); err != nil {
+		return nil, err
+	}
+	say("", "release %s (%s) for commit %s", rel.ID, req.Kind, shortSHA(req.Commit))
+	current, err := d.State.Current(ctx, req.Store)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return rel, err
+	}
+	fail := func(stage string, cause error) (*state.Release, error) {
+		rel.Status = state.StatusFailed
+		rel.Stage = stage
+		rel.Error = red.String(cause.Error())
+		rel.FinishedAt = time.Now()
+		// The record must be written even when ctx was cancelled.
+		if err := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); err != nil {
+			cause = errors.Join(cause, err)
+		}
+		say(stage, "FAILED: %v", rel.Error)
+		return rel, fmt.Errorf("%w: %s: %s", ErrDeployFailed, stage, rel.Error)
+	}
+
+	// pre-deploy: in the running release's image.
+	if req.Hooks.PreDeploy.Command != "" {
+		if current == nil {
+			d.skip(rel, StagePreDeploy, "first deploy of the store: no running release to run it in")
+			say(StagePreDeploy, "skipped: first deploy")
+		} else if img, ok := currentImage(current, req, req.Hooks.PreDeploy.App); ok {
+			if err := d.runHook(ctx, rel, StagePreDeploy, req.Hooks.PreDeploy, img, req, red, say); err != nil {
+				return fail(StagePreDeploy, err)
+			}
+		}
+	}
+	// install: once, in the new image, before the new release gets traffic.
+	install := req.Hooks.Install
+	if req.Destructive {
+		install = req.Hooks.DestructiveInstall
+		if err := d.resetData(ctx, req); err != nil {
+			return fail(StageInstall, fmt.Errorf("resetting the store's data: %w", err))
+		}
+		say(StageInstall, "destructive: the store's /data was emptied")
+	}
+	if install.Command != "" {
+		app := appFor(req, install.App)
+		if err := d.runHook(ctx, rel, StageInstall, install, app.Image, req, red, say); err != nil {
+			return fail(StageInstall, err)
+		}
+	}
+
+	// deploy: start, gate all, swap all, drain, stop the old.
+	stage := state.Stage{Name: StageDeploy, Started: time.Now()}
+	started, err := d.startAll(ctx, rel, req, say)
+	if err != nil {
+		d.stopAll(started)
+		return fail(StageDeploy, err)
+	}
+	if err := d.gateAll(ctx, req, started, say); err != nil {
+		d.stopAll(started)
+		return fail(StageDeploy, err)
+	}
+	old, err := d.swapAll(ctx, req, started, say)
+	if err != nil {
+		d.stopAll(started)
+		return fail(StageDeploy, err)
+	}
+	stage.Status, stage.Finished = "ok", time.Now()
+	rel.Stages = append(rel.Stages, stage)
+	rel.Stage = StageDeploy
+	if err := d.State.Promote(context.WithoutCancel(ctx), rel); err != nil {
+		return rel, err
+	}
+	d.rememberEnv(req)
+	say(StageDeploy, "live: %s", strings.Join(allHosts(req), ", "))
+	d.stopOld(context.WithoutCancel(ctx), req, old, rel.ID, say)
+
+	// post-deploy: in the new, active release. A failure leaves it live.
+	var postErr error
+	if req.Hooks.PostDeploy.Command != "" {
+		app := appFor(req, req.Hooks.PostDeploy.App)
+		postErr = d.runHook(ctx, rel, StagePostDeploy, req.Hooks.PostDeploy, app.Image, req, red, say)
+	}
+	// verify: through the router, on every host of the store.
+	verifyErr := d.verify(ctx, rel, req, say)
+	rel.FinishedAt = time.Now()
+	switch {
+	case postErr != nil:
+		rel.Stage, rel.Error = StagePostDeploy, red.String(postErr.Error())
+	case verifyErr != nil:
+		rel.Stage, rel.Error = StageVerify, red.String(verifyErr.Error())
+	default:
+		rel.Stage = ""
+	}
+	if err := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); err != nil {
+		return rel, err
+	}
+	if postErr != nil {
+		return rel, fmt.Errorf("%w: deployed, post-deploy failed: %s", ErrDeployFailed, rel.Error)
+	}
+	if verifyErr != nil {
+		return rel, fmt.Errorf("%w: deployed, verify failed: %s", ErrDeployFailed, rel.Error)
+	}
+	say("", "done")
+	return rel, nil
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// envHash identifies the release env without revealing secret values.
+func envHash(env map[string]string, secrets []string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		if slices.Contains(secrets, k) {
+			v = "(secret)"
+		}
+		fmt.Fprintf(h, "%s=%s\x00", k, v)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func appFor(req DeployRequest, app string) AppDeploy {
+	for _, a := range req.Apps {
+		if a.App == app {
+			return a
+		}
+	}
+	return req.Apps[0]
+}
+
+func currentImage(cur *state.Release, req DeployRequest, app string) (driver.Image, bool) {
+	a := appFor(req, app)
+	im, ok := cur.Images[a.App]
+	if !ok {
+		return driver.Image{}, false
+	}
+	// The running release's image is the same kind of reference as the new one.
+	ref := im.Ref
+	if strings.HasPrefix(a.Image.Ref, "oci-layout:") {
+		dir := strings.TrimPrefix(a.Image.Ref, "oci-layout:")
+		if i := strings.LastIndex(dir, "@"); i >= 0 {
+			dir = dir[:i]
+		}
+		ref = "oci-layout:" + dir + "@" + im.Digest
+	} else if i := strings.LastIndexAny(ref, ":@"); i >= 0 && !strings.Contains(ref[i:], "/") {
+		ref = ref[:i] + "@" + im.Digest
+	}
+	return driver.Image{Ref: ref, Insecure: a.Image.Insecure}, true
+}
+
+func allHosts(req DeployRequest) []string {
+	var out []string
+	for _, a := range req.Apps {
+		out = append(out, a.Hosts...)
+	}
+	return out
+}
+
+// instanceEnv is what an instance or hook sees: app env, then store env, then Slipway's.
+func instanceEnv(req DeployRequest, app AppDeploy, release string) map[string]string {
+	env := maps.Clone(app.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, req.Env)
+	env["SLIPWAY_STORE_ID"] = req.Store
+	env["SLIPWAY_APP"] = app.App
+	env["SLIPWAY_RELEASE"] = release
+	env["SLIPWAY_COMMIT"] = req.Commit
+	return env
+}
+
+func dataKey(req DeployRequest) string { return req.Project + "-" + req.Store }
+
+func (d *Deployer) skip(rel *state.Release, name, note string) {
+	now := time.Now()
+	rel.Stages = append(rel.Stages, state.Stage{Name: name, Status: "skipped", Started: now, Finished: now, Note: note})
+}
+
+// runHook runs a hook command to completion, recording its stage.
+func (d *Deployer) runHook(ctx context.Context, rel *state.Release, name string, h Hook, img driver.Image, req DeployRequest, red *redact.Redactor, say func(string, string, ...any)) error {
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
+	st := state.Stage{Name: name, Started: time.Now()}
+	say(name, "running %q", h.Command)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tail := &tailBuffer{max: 4096}
+	lines := &lineEmitter{say: func(s string) { say(name, "%s", s) }}
+	out := red.Writer(io.MultiWriter(tail, lines))
+	app := appFor(req, h.App)
+	code, err := d.Driver.Run(hctx, driver.RunSpec{
+		Image: img, Name: fmt.Sprintf("%s-%s-%s-%s", req.Project, req.Store, name, rel.ID),
+		Cmd: []string{h.Command}, Shell: true, Env: instanceEnv(req, app, rel.ID), DataKey: dataKey(req),
+		Labels: driver.ManagedLabels(req.Project, req.Store, app.App, rel.ID, "hook"), Stdout: out, Stderr: out,
+	})
+	out.Close()
+	lines.flush()
+	st.Finished, st.ExitCode, st.Output = time.Now(), code, tail.String()
+	switch {
+	case hctx.Err() != nil && errors.Is(context.Cause(hctx), context.DeadlineExceeded) && ctx.Err() == nil:
+		st.Status = "timeout"
+		err = fmt.Errorf("%s hook timed out after %s and was killed", name, timeout)
+	case err != nil:
+		st.Status = "failed"
+		err = fmt.Errorf("%s hook: %w", name, err)
+	case code != 0:
+		st.Status = "failed"
+		err = fmt.Errorf("%s hook exited with status %d: %s", name, code, lastLine(st.Output))
+	default:
+		st.Status = "ok"
+	}
+	rel.Stages = append(rel.Stages, st)
+	if uerr := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); uerr != nil && err == nil {
+		err = uerr
+	}
+	if err == nil {
+		say(name, "ok (%s)", st.Finished.Sub(st.Started).Round(time.Millisecond))
+	}
+	return err
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+type startedApp struct {
+	app       AppDeploy
+	instances []driver.Instance
+}
+
+func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployRequest, say func(string, string, ...any)) ([]*startedApp, error) {
+	var out []*startedApp
+	for _, a := range req.Apps {
+		sa := &startedApp{app: a}
+		out = append(out, sa)
+		n := max(1, a.Instances)
+		for i := range n {
+			inst, err := d.Driver.Start(ctx, driver.Spec{
+				Image: a.Image, Name: fmt.Sprintf("%s-%s-%s-%s-%d", req.Project, req.Store, a.App, rel.ID, i+1),
+				Env: instanceEnv(req, a, rel.ID), Port: a.Port, DataKey: dataKey(req),
+				Labels: driver.ManagedLabels(req.Project, req.Store, a.App, rel.ID, "web"),
+			})
+			if err != nil {
+				return out, fmt.Errorf("starting %s: %w", a.App, err)
+			}
+			sa.instances = append(sa.instances, inst)
+			say(StageDeploy, "started %s at %s", a.App, inst.Addr)
+		}
+	}
+	return out, nil
+}
+
+func (d *Deployer) gateAll(ctx context.Context, req DeployRequest, started []*startedApp, say func(string, string, ...any)) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(started))
+	for i, sa := range started {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = proxy.Gate(ctx, service(req.Store, sa.app.App), addrs(sa.instances), sa.app.Health)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	say(StageDeploy, "all new instances healthy")
+	return nil
+}
+
+func service(store, app string) string { return store + "/" + app }
+
+func addrs(is []driver.Instance) []string {
+	var out []string
+	for _, i := range is {
+		out = append(out, i.Addr)
+	}
+	return out
+}
+
+// swapAll moves every app's route to its new instances; if one fails, the apps
+// already swapped are moved back, so the store never runs half of a release.
+func (d *Deployer) swapAll(ctx context.Context, req DeployRequest, started []*startedApp, say func(string, string, ...any)) (map[string][]string, error) {
+	type result struct {
+		old  []string
+		prev []string
+		err  error
+	}
+	results := make([]result, len(started))
+	prevTargets := map[string][]string{}
+	for _, s := range d.Router.Services() {
+		for _, t := range s.Targets {
+			prevTargets[s.Name] = append(prevTargets[s.Name], t.Address)
+		}
+	}
+	var wg sync.WaitGroup
+	drain := req.DrainTimeout
+	for i, sa := range started {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := service(req.Store, sa.app.App)
+			// The gate already passed: this one only confirms, then swaps and drains.
+			res, err := d.Router.Deploy(context.WithoutCancel(ctx), proxy.DeployRequest{Service: svc, Hosts: sa.app.Hosts,
+				Targets: addrs(sa.instances), Health: sa.app.Health, DrainTimeout: drain})
+			results[i] = result{old: res.Old, prev: prevTargets[svc], err: err}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+	}
+	old := map[string][]string{}
+	if len(errs) > 0 {
+		for i, sa := range started {
+			if results[i].err != nil || len(results[i].prev) == 0 {
+				continue
+			}
+			svc := service(req.Store, sa.app.App)
+			if _, err := d.Router.Deploy(context.WithoutCancel(ctx), proxy.DeployRequest{Service: svc, Targets: results[i].prev, Health: sa.app.Health}); err != nil {
+				errs = append(errs, fmt.Errorf("moving %s back: %w", svc, err))
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	for i, sa := range started {
+		old[sa.app.App] = results[i].old
+	}
+	return old, nil
+}
+
+// stopOld stops the store's instances that belong to other releases: the drained
+// old ones, and any orphans a crashed deploy left behind.
+func (d *Deployer) stopOld(ctx context.Context, req DeployRequest, _ map[string][]string, release string, say func(string, string, ...any)) {
+	insts, err := d.Driver.List(ctx, map[string]string{driver.LabelProject: req.Project, driver.LabelStore: req.Store, driver.LabelRole: "web"})
+	if err != nil {
+		say(StageDeploy, "listing old instances: %v", err)
+		return
+	}
+	n := 0
+	for _, in := range insts {
+		if in.Labels[driver.LabelRelease] == release {
+			continue
+		}
+		if err := d.Driver.Stop(ctx, in.ID); err != nil {
+			say(StageDeploy, "stopping %s: %v", in.Name, err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		say(StageDeploy, "stopped %d old instance(s)", n)
+	}
+}
+
+func (d *Deployer) stopAll(started []*startedApp) {
+	for _, sa := range started {
+		for _, in := range sa.instances {
+			d.Driver.Stop(context.Background(), in.ID)
+		}
+	}
+}
+
+// resetData empties the store's persistent directory by running a hook-like
+// one-off in the new image; the driver decides where /data lives.
+func (d *Deployer) resetData(ctx context.Context, req DeployRequest) error {
+	app := req.Apps[0]
+	var out strings.Builder
+	code, err := d.Driver.Run(ctx, driver.RunSpec{Image: app.Image, Name: req.Project + "-" + req.Store + "-reset-data",
+		Cmd: []string{`d="${SLIPWAY_DATA_DIR:-/data}"; find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} +`}, Shell: true,
+		Env: map[string]string{}, DataKey: dataKey(req), Labels: driver.ManagedLabels(req.Project, req.Store, app.App, "reset", "hook"),
+		Stdout: &out, Stderr: &out})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("exit status %d: %s", code, lastLine(out.String()))
+	}
+	return nil
+}
+
+func (d *Deployer) rememberEnv(req DeployRequest) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.envs == nil {
+		d.envs = map[string]map[string]string{}
+	}
+	d.envs[req.Store] = maps.Clone(req.Env)
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// lineEmitter turns written bytes into one event per line.
+type lineEmitter struct {
+	mu  sync.Mutex
+	say func(string)
+	buf []byte
+}
+
+func (l *lineEmitter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		l.say(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *lineEmitter) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.say(string(l.buf))
+		l.buf = nil
+	}
+}
