@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/state"
+)
+
+// DeployLine is one NDJSON line of a deploy response: an event, or the final result.
+type DeployLine struct {
+	Event   *pipeline.Event `json:"event,omitempty"`
+	Release *state.Release  `json:"release,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	// Done marks the last line.
+	Done bool `json:"done,omitempty"`
+}
+
+// Status is what GET /v1/status returns.
+type Status struct {
+	Driver   string                    `json:"driver"`
+	Router   string                    `json:"router"`
+	Services []proxy.ServiceStatus     `json:"services"`
+	Live     map[string]*state.Release `json:"live"`
+}
+
+func (s *Server) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("POST /v1/deploy", s.handleDeploy)
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/stores/{store}/releases", func(w http.ResponseWriter, r *http.Request) {
+		rs, err := s.State.Releases(r.Context(), r.PathValue("store"), 0)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if rs == nil {
+			rs = []*state.Release{}
+		}
+		writeJSON(w, http.StatusOK, rs)
+	})
+	mux.HandleFunc("GET /v1/releases/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rel, err := s.State.Release(r.Context(), r.PathValue("id"))
+		if errors.Is(err, state.ErrNotFound) {
+			writeError(w, http.StatusNotFound, err)
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rel)
+	})
+	s.mountRegistry(mux)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// handleDeploy streams the deploy's events as NDJSON. The deploy runs to
+// completion even if the client goes away: a half-run pipeline is worse than
+// an unread log.
+func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
+	var req pipeline.DeployRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	gone := false
+	send := func(l DeployLine) {
+		mu.Lock()
+		defer mu.Unlock()
+		if gone {
+			return
+		}
+		if err := enc.Encode(l); err != nil {
+			gone = true
+			return
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	rel, err := s.Deployer.Deploy(context.WithoutCancel(r.Context()), req, func(e pipeline.Event) {
+		s.log.Info(e.Message, "store", e.Store, "stage", e.Stage)
+		send(DeployLine{Event: &e})
+	})
+	last := DeployLine{Release: rel, Done: true}
+	if err != nil {
+		last.Error = err.Error()
+	}
+	send(last)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := Status{Driver: s.Driver.Capabilities().Name, Router: s.HTTPAddr(), Services: s.Router.Services(), Live: map[string]*state.Release{}}
+	stores := map[string]bool{}
+	for _, svc := range st.Services {
+		store := svc.Name
+		for i := range store {
+			if store[i] == '/' {
+				store = store[:i]
+				break
+			}
+		}
+		stores[store] = true
+	}
+	names := make([]string, 0, len(stores))
+	for n := range stores {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if rel, err := s.State.Current(r.Context(), n); err == nil {
+			st.Live[n] = rel
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,283 @@
+// Package server is `slipway serve`: the long-running process on a host that
+// owns the router, the runtime driver, the image store and the release state,
+// with a local API (a unix socket) that the CLI talks to.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/driver/docker"
+	"github.com/slipway-dev/slipway/internal/driver/process"
+	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/state"
+)
+
+// Options configure a Server.
+type Options struct {
+	// DataDir holds state.db, router.json, images/, the API socket and the runtime's files.
+	DataDir string
+	// HTTPAddr is where the router listens; default 127.0.0.1:8080.
+	HTTPAddr string
+	// Driver is "process" (default) or "docker".
+	Driver string
+	// StopOnExit stops every instance when the server exits (slipway up);
+	// otherwise instances keep serving and are recovered by the next start.
+	StopOnExit bool
+	// Log receives the server's own log lines; default stderr.
+	Log io.Writer
+}
+
+// Server is a running control plane.
+type Server struct {
+	o        Options
+	log      *slog.Logger
+	State    *state.DB
+	Router   *proxy.Router
+	Driver   driver.Driver
+	Images   *registry.Layout
+	Deployer *pipeline.Deployer
+
+	lockFile *os.File
+	httpLn   net.Listener
+	apiLn    net.Listener
+	extra    []*http.Server
+	mu       sync.Mutex
+}
+
+// SocketPath is where the API listens for a data dir.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, "slipway.sock") }
+
+// ErrRunning means another server holds the data dir.
+var ErrRunning = errors.New("another slipway serve is running on this data dir")
+
+// New opens everything the server needs and recovers what a previous run left.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:8080"
+	}
+	if o.Driver == "" {
+		o.Driver = "process"
+	}
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Server{o: o, log: slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+	// One server per data dir: a second would fight over instances and state.
+	lf, err := os.OpenFile(filepath.Join(o.DataDir, "serve.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s.lockFile = lf
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("%w (%s)", ErrRunning, o.DataDir)
+	}
+	if s.State, err = state.Open(ctx, filepath.Join(o.DataDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if s.Router, err = proxy.NewRouter(filepath.Join(o.DataDir, "router.json"), proxy.WithLogger(s.log), proxy.WithHealthMonitor(5*time.Second)); err != nil {
+		return nil, err
+	}
+	if s.Images, err = registry.OpenLayout(filepath.Join(o.DataDir, "images")); err != nil {
+		return nil, err
+	}
+	switch o.Driver {
+	case "process":
+		s.Driver, err = process.New(filepath.Join(o.DataDir, "runtime"))
+	case "docker":
+		s.Driver, err = docker.New(ctx)
+	default:
+		err = fmt.Errorf("unknown driver %q: use process or docker", o.Driver)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir}
+	if err := s.recover(ctx); err != nil {
+		return nil, fmt.Errorf("recovering: %w", err)
+	}
+	ok = true
+	return s, nil
+}
+
+// recover marks deploys that a dead process left unfinished, and stops
+// instances that no route points at (a crash between start and swap, or
+// between swap and stopping the old ones).
+func (s *Server) recover(ctx context.Context) error {
+	routed := map[string]bool{}
+	for _, svc := range s.Router.Services() {
+		for _, t := range svc.Targets {
+			routed[t.Address] = true
+		}
+	}
+	insts, err := s.Driver.List(ctx, map[string]string{driver.LabelManaged: "true"})
+	if err != nil {
+		return err
+	}
+	servingRelease := map[string]bool{}
+	for _, in := range insts {
+		if in.Labels[driver.LabelRole] == "web" && routed[in.Addr] && in.State == "running" {
+			servingRelease[in.Labels[driver.LabelRelease]] = true
+		}
+	}
+	unfinished, err := s.State.Unfinished(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range unfinished {
+		r.FinishedAt = time.Now()
+		if servingRelease[r.ID] {
+			// The swap happened before the deploying process died: this release serves.
+			r.Stage = pipeline.StagePostDeploy
+			r.Error = "interrupted after the cutover: post-deploy and verify did not run"
+			if err := s.State.Promote(ctx, r); err != nil {
+				return err
+			}
+			s.log.Warn("release was interrupted after its cutover; it is live", "release", r.ID)
+			continue
+		}
+		r.Status = state.StatusInterrupted
+		r.Error = "the process deploying it stopped before the cutover"
+		if err := s.State.UpdateRelease(ctx, r); err != nil {
+			return err
+		}
+		s.log.Warn("release was interrupted before its cutover", "release", r.ID, "stage", r.Stage)
+	}
+	for _, in := range insts {
+		if in.Labels[driver.LabelRole] == "web" && routed[in.Addr] && in.State == "running" {
+			continue
+		}
+		s.log.Info("stopping an instance no route points at", "instance", in.Name, "release", in.Labels[driver.LabelRelease])
+		if err := s.Driver.Stop(ctx, in.ID); err != nil {
+			s.log.Warn("stopping orphan", "instance", in.Name, "error", err)
+		}
+	}
+	return nil
+}
+
+// Listen binds the router and API listeners (so callers know the addresses before Serve).
+func (s *Server) Listen() error {
+	var err error
+	if s.httpLn, err = net.Listen("tcp", s.o.HTTPAddr); err != nil {
+		return fmt.Errorf("router listen on %s: %w", s.o.HTTPAddr, err)
+	}
+	sock := SocketPath(s.o.DataDir)
+	os.Remove(sock) // we hold serve.lock: a socket file here is stale
+	if s.apiLn, err = net.Listen("unix", sock); err != nil {
+		return fmt.Errorf("api listen on %s: %w", sock, err)
+	}
+	os.Chmod(sock, 0o600)
+	return nil
+}
+
+// HTTPAddr is the router's listen address once Listen returned.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// ServeHostPort adds a loopback listener that sends every request to host, so a
+// store answers on a plain http://127.0.0.1:PORT/ URL too (name resolution of
+// *.localhost varies between clients).
+func (s *Server) ServeHostPort(addr, host string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Host = host
+		s.Router.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 30 * time.Second}
+	s.mu.Lock()
+	s.extra = append(s.extra, srv)
+	s.mu.Unlock()
+	go srv.Serve(ln)
+	return ln.Addr().String(), nil
+}
+
+// Serve runs until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.httpLn == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	router := &http.Server{Handler: s.Router, ReadHeaderTimeout: 30 * time.Second}
+	api := &http.Server{Handler: s.apiHandler()}
+	errc := make(chan error, 2)
+	go func() { errc <- router.Serve(s.httpLn) }()
+	go func() { errc <- api.Serve(s.apiLn) }()
+	s.log.Info("serving", "router", s.HTTPAddr(), "api", SocketPath(s.o.DataDir), "driver", s.Driver.Capabilities().Name)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api.Shutdown(shctx)
+	router.Shutdown(shctx)
+	s.mu.Lock()
+	for _, x := range s.extra {
+		x.Shutdown(shctx)
+	}
+	s.mu.Unlock()
+	if s.o.StopOnExit {
+		s.stopEverything(shctx)
+	}
+	s.closeAll()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) stopEverything(ctx context.Context) {
+	insts, err := s.Driver.List(ctx, map[string]string{driver.LabelManaged: "true"})
+	if err != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, in := range insts {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Driver.Stop(ctx, in.ID) }()
+	}
+	wg.Wait()
+}
+
+func (s *Server) closeAll() {
+	if s.Router != nil {
+		s.Router.Close()
+	}
+	if s.State != nil {
+		s.State.Close()
+	}
+	if c, ok := s.Driver.(io.Closer); ok {
+		c.Close()
+	}
+	if s.apiLn != nil {
+		os.Remove(SocketPath(s.o.DataDir))
+	}
+	if s.lockFile != nil {
+		s.lockFile.Close()
+	}
+}
