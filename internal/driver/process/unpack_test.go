@@ -25,8 +25,10 @@ type entry struct {
 	mode int64
 }
 
-func dir(name string) entry             { return entry{typ: tar.TypeDir, name: name, mode: 0o755} }
-func file(name, body string) entry      { return entry{typ: tar.TypeReg, name: name, body: body, mode: 0o644} }
+func dir(name string) entry { return entry{typ: tar.TypeDir, name: name, mode: 0o755} }
+func file(name, body string) entry {
+	return entry{typ: tar.TypeReg, name: name, body: body, mode: 0o644}
+}
 func symlink(name, target string) entry { return entry{typ: tar.TypeSymlink, name: name, body: target} }
 func hardlink(name, target string) entry {
 	return entry{typ: tar.TypeLink, name: name, body: target}
