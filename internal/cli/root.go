@@ -123,6 +123,12 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newComposeCmd(g),
 		newChangedCmd(g),
 		newBuildCmd(g),
+		newServeCmd(g),
+		newDeployCmd(g),
+		newUpCmd(g),
+		newReleasesCmd(g),
+		newStatusCmd(g),
+		newRollbackCmd(g),
 	)
 	return root
 }

@@ -92,6 +92,8 @@ type BuildOptions struct {
 	// Verbose streams all build output.
 	Verbose    bool
 	AllowDirty bool
+	// AllowNoGit builds a directory that is not a git repository, tagging the images "local".
+	AllowNoGit bool
 	// Log receives progress lines.
 	Log io.Writer
 	// Progress, when set, receives publish progress for live display.
@@ -152,6 +154,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}
 	}
 	rev, err := gitfs.Describe(ctx, cfg.Root)
+	if err != nil && o.AllowNoGit {
+		rev, err = gitfs.Revision{Commit: "local", Time: time.Unix(0, 0).UTC()}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,8 @@ type Options struct {
 	StopOnExit bool
 	// Log receives the server's own log lines; default stderr.
 	Log io.Writer
+	// Quiet logs warnings only (slipway up prints deploy progress itself).
+	Quiet bool
 }
 
 // Server is a running control plane.
@@ -78,7 +80,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, log: slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	level := slog.LevelInfo
+	if o.Quiet {
+		level = slog.LevelWarn
+	}
+	s := &Server{o: o, log: slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: level}))}
 	ok := false
 	defer func() {
 		if !ok {

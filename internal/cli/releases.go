@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/server"
+	"github.com/slipway-dev/slipway/internal/state"
+)
+
+func newReleasesCmd(g *globals) *cobra.Command {
+	var storeID string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "releases --store-id ID",
+		Short: "List a store's releases: commit, digest, when, status",
+		Example: `  slipway releases --store-id us
+  slipway releases --store-id us --json | jq '.[0].stages'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if storeID == "" {
+				return usagef("--store-id is required")
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			rs, err := server.NewClient(g.dataDir(cfg)).Releases(cmd.Context(), storeID)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rs)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RELEASE\tKIND\tCOMMIT\tSTATUS\tDEPLOYED\tIMAGES\tNOTE")
+			for _, r := range rs {
+				var imgs []string
+				for app, im := range r.Images {
+					imgs = append(imgs, app+"@"+shortDigest(im.Digest))
+				}
+				sort.Strings(imgs)
+				note := r.Error
+				if r.Stage != "" && note != "" {
+					note = r.Stage + ": " + note
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, shortSHA(r.Commit), r.Status,
+					r.CreatedAt.Local().Format(time.DateTime), strings.Join(imgs, " "), firstLine(note))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&storeID, "store-id", "", "store whose releases to list")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the releases as JSON, stages included")
+	return cmd
+}
+
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 && !strings.Contains(s, "-") {
+		return s[:12]
+	}
+	return s
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show what is live: each store's release, hosts and instances",
+		Example: "  slipway status\n  slipway status --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			st, err := server.NewClient(g.dataDir(cfg)).Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			fmt.Fprintf(g.stdout, "router http://%s, driver %s\n", st.Router, st.Driver)
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERVICE\tRELEASE\tHOSTS\tTARGETS\tREQUESTS")
+			for _, s := range st.Services {
+				store, _, _ := strings.Cut(s.Name, "/")
+				rel := "-"
+				if r := st.Live[store]; r != nil {
+					rel = r.ID + " (" + shortSHA(r.Commit) + ")"
+				}
+				var ts []string
+				for _, t := range s.Targets {
+					h := t.Address
+					if !t.Healthy {
+						h += " (down)"
+					}
+					ts = append(ts, h)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", s.Name, rel, strings.Join(s.Hosts, ","), strings.Join(ts, ","), s.Counters.Requests)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	var storeID, to string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "rollback --store-id ID [--to SHA]",
+		Short: "Return a store to an earlier release's images, with no rebuild",
+		Long: `rollback deploys the images of an earlier release of the store (the one before
+the live release, or the newest release of commit --to), through the same
+zero-downtime pipeline, with the current config and env. It records a new
+release of kind rollback.`,
+		Example: `  slipway rollback --store-id us
+  slipway rollback --store-id us --to 3f2a9c1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if storeID == "" {
+				return usagef("--store-id is required")
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if _, err := selectStores(cfg, []string{storeID}, false); err != nil {
+				return err
+			}
+			client := server.NewClient(g.dataDir(cfg))
+			rs, err := client.Releases(cmd.Context(), storeID)
+			if err != nil {
+				return err
+			}
+			target, err := rollbackTarget(rs, to)
+			if err != nil {
+				return err
+			}
+			imgs, err := releaseImages(g.dataDir(cfg)+"/images", target)
+			if err != nil {
+				return err
+			}
+			reqs, err := buildRequests(cfg, []string{storeID}, imgs, pipeline.RequestOptions{Commit: target.Commit, Kind: state.KindRollback, Wait: wait})
+			if err != nil {
+				return err
+			}
+			log := newLiveOutput(g.stderr)
+			defer log.Close()
+			fmt.Fprintf(log, "rolling %s back to %s (commit %s)\n", storeID, target.ID, shortSHA(target.Commit))
+			return runDeploys(cmd.Context(), g, client, reqs, log, "")
+		},
+	}
+	cmd.Flags().StringVar(&storeID, "store-id", "", "store to roll back")
+	cmd.Flags().StringVar(&to, "to", "", "commit (or prefix) to return to; default: the release before the live one")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the store's deploy lock")
+	return cmd
+}
+
+// rollbackTarget picks the release to return to: one that once served traffic.
+func rollbackTarget(rs []*state.Release, to string) (*state.Release, error) {
+	served := func(r *state.Release) bool { return r.Status == state.StatusLive || r.Status == state.StatusSuperseded }
+	if to != "" {
+		for _, r := range rs {
+			if strings.HasPrefix(r.Commit, to) && served(r) {
+				return r, nil
+			}
+		}
+		return nil, usagef("--to %s: no release of that commit ever went live", to)
+	}
+	seenLive := false
+	for _, r := range rs {
+		if r.Status == state.StatusLive {
+			seenLive = true
+			continue
+		}
+		if seenLive && served(r) {
+			return r, nil
+		}
+	}
+	return nil, usagef("no earlier release to roll back to")
+}

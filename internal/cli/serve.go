@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/server"
+)
+
+type serveOptions struct {
+	http   string
+	driver string
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the router, the runtime and the local API that deploys talk to",
+		Long: `serve is the long-running process on a host: the HTTP router (host names to
+the stores' live instances), the runtime driver (process: the image's files run
+as host processes, no containers needed; docker: a Docker engine), the release
+state, and a local API on <data-dir>/slipway.sock that slipway deploy, rollback,
+releases and status use. It also serves the embedded image store read-only at
+/v2/ on the API socket.
+
+When serve stops, the instances keep running; when it starts again it serves the
+last routes at once, marks deploys that were cut short as interrupted, and stops
+instances that no route points at.`,
+		Example: `  slipway serve
+  slipway serve --http 0.0.0.0:80 --driver docker
+  SLIPWAY_DATA_DIR=/var/lib/slipway slipway serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dataDir := g.data
+			if dataDir == "" {
+				cfg, err := g.load()
+				if err != nil {
+					return fmt.Errorf("%w (or pass --data-dir)", err)
+				}
+				dataDir = g.dataDir(cfg)
+			}
+			srv, err := server.New(cmd.Context(), server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, Log: g.stderr})
+			if err != nil {
+				return err
+			}
+			if err := srv.Listen(); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "slipway serve: router on http://%s, api on %s\n", srv.HTTPAddr(), server.SocketPath(dataDir))
+			return srv.Serve(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
+	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process or docker")
+	return cmd
+}

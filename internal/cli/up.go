@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/server"
+	"github.com/slipway-dev/slipway/internal/state"
+)
+
+type upOptions struct {
+	http   string
+	driver string
+	jobs   int
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Serve in the foreground and deploy every deployable store: the whole job in one command",
+		Long: `up runs slipway serve in the foreground, then composes, builds and deploys every
+deployable store on it, and prints one URL per store. It needs no Docker and no
+registry: images go to the embedded store and run on the process runtime
+(unless --driver docker). Ctrl-C stops the server and every instance it started.
+
+Each store answers on http://<store>.localhost:<port>/ (and its domains) through
+the router, and on its own http://127.0.0.1:<port>/ for clients that do not
+resolve *.localhost. Uncommitted changes are deployed as they are (images are
+tagged <sha>-dirty-<hash>).`,
+		Example: `  slipway up -C examples/multistore
+  slipway up --http 127.0.0.1:9000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			ids, err := selectStores(cfg, nil, true)
+			if err != nil {
+				return err
+			}
+			dataDir := g.dataDir(cfg)
+			log := newLiveOutput(g.stderr)
+			defer log.Close()
+			srv, err := server.New(ctx, server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, StopOnExit: true, Log: log, Quiet: true})
+			if err != nil {
+				return err
+			}
+			if err := srv.Listen(); err != nil {
+				return err
+			}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ctx) }()
+			extra := map[string]string{}
+			for _, id := range ids {
+				addr, err := srv.ServeHostPort("127.0.0.1:0", proxy.LocalHost(id))
+				if err != nil {
+					return err
+				}
+				extra[id] = "http://" + addr + "/"
+			}
+			client := server.NewClient(dataDir)
+			store, where, err := (&registryOptions{}).store(g, cfg, os.Stdin, log.Progress)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(log, "building %d store(s) into the %s\n", len(ids), where)
+			res, err := pipeline.Build(ctx, pipeline.BuildOptions{Config: cfg, Stores: ids, Store: store, Jobs: o.jobs, Verbose: g.verbose, AllowDirty: true, AllowNoGit: true, Log: log})
+			if err != nil {
+				return err
+			}
+			if res.Failed() {
+				printBuildSummary(g.stdout, res)
+				return &silentError{ExitFailed}
+			}
+			reqs, err := buildRequests(cfg, ids, res.Images, pipeline.RequestOptions{Commit: res.Revision.Commit, Kind: state.KindBuildDeploy})
+			if err != nil {
+				return err
+			}
+			if err := runDeploys(ctx, g, client, reqs, log, srv.HTTPAddr(), extra); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "serving on http://%s — press Ctrl-C to stop\n", srv.HTTPAddr())
+			select {
+			case err := <-served:
+				return err
+			case <-ctx.Done():
+			}
+			// Serve shuts down on ctx; wait for it (it stops the instances).
+			select {
+			case err := <-served:
+				return err
+			case <-time.After(60 * time.Second):
+				return fmt.Errorf("shutdown took too long")
+			}
+		},
+	}
+	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
+	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process or docker")
+	cmd.Flags().IntVar(&o.jobs, "jobs", 0, "builds run at once (default: number of cores)")
+	return cmd
+}

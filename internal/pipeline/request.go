@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/proxy"
+)
+
+// Hook environment variables: each overrides the corresponding hook command.
+const (
+	EnvHookBeforeDeploy       = "SLIPWAY_HOOK_BEFORE_DEPLOY"
+	EnvHookInstall            = "SLIPWAY_HOOK_INSTALL"
+	EnvHookDestructiveInstall = "SLIPWAY_HOOK_DESTRUCTIVE_INSTALL"
+	EnvHookAfterDeploy        = "SLIPWAY_HOOK_AFTER_DEPLOY"
+)
+
+// Hosts returns the host names an app of a store answers on. The framework app
+// (the storefront) gets <store>.localhost and the store's domains; every other
+// app gets <app>.<store>.localhost and <app>.<domain> for each domain.
+func Hosts(cfg *config.Config, store string, app *config.App) []string {
+	st := cfg.Store(store)
+	if app.Framework != "" {
+		return append([]string{proxy.LocalHost(store)}, st.Domains...)
+	}
+	hosts := []string{app.ID + "." + proxy.LocalHost(store)}
+	for _, d := range st.Domains {
+		hosts = append(hosts, app.ID+"."+strings.TrimPrefix(d, "*."))
+	}
+	return hosts
+}
+
+// SecretValues reads the store's secrets at deploy time: NAME from the
+// environment, or the file named by NAME_FILE. A missing secret is an error.
+func SecretValues(cfg *config.Config, store string, getenv func(string) string) (map[string]string, error) {
+	out := map[string]string{}
+	var missing []string
+	for _, s := range cfg.Chain(store) {
+		for _, name := range s.Secrets {
+			if v := getenv(name); v != "" {
+				out[name] = v
+				continue
+			}
+			if f := getenv(name + "_FILE"); f != "" {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return nil, fmt.Errorf("secret %s: reading %s_FILE: %w", name, name, err)
+				}
+				out[name] = strings.TrimRight(string(b), "\r\n")
+				continue
+			}
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("store %s needs secret(s) %s: set them in the environment (or NAME_FILE pointing at a file)", store, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// HooksFromEnv returns the hooks set by SLIPWAY_HOOK_* variables over base.
+func HooksFromEnv(base Hooks, getenv func(string) string) Hooks {
+	set := func(h *Hook, key string) {
+		if v := getenv(key); v != "" {
+			h.Command = v
+		}
+	}
+	set(&base.PreDeploy, EnvHookBeforeDeploy)
+	set(&base.Install, EnvHookInstall)
+	set(&base.DestructiveInstall, EnvHookDestructiveInstall)
+	set(&base.PostDeploy, EnvHookAfterDeploy)
+	return base
+}
+
+// RequestOptions complete a DeployRequest.
+type RequestOptions struct {
+	Commit      string
+	Kind        string
+	Destructive bool
+	Wait        bool
+	// RuntimeEnv is env set with `slipway env set`, over the config's.
+	RuntimeEnv map[string]string
+	Hooks      Hooks
+	Getenv     func(string) string
+}
+
+// NewDeployRequest assembles the request for one store from the config and its built images.
+func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o RequestOptions) (DeployRequest, error) {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	secrets, err := SecretValues(cfg, store, o.Getenv)
+	if err != nil {
+		return DeployRequest{}, err
+	}
+	env := cfg.Env(store)
+	maps.Copy(env, o.RuntimeEnv)
+	var secretNames []string
+	for k, v := range secrets {
+		env[k] = v
+		secretNames = append(secretNames, k)
+	}
+	req := DeployRequest{Project: cfg.Project, Store: store, Commit: o.Commit, Kind: o.Kind, Destructive: o.Destructive,
+		Env: env, Secrets: secretNames, Hooks: o.Hooks, Wait: o.Wait}
+	for _, app := range cfg.AppsFor(store) {
+		var im *BuiltImage
+		for i := range images {
+			if images[i].Store == store && images[i].App == app.ID {
+				im = &images[i]
+			}
+		}
+		if im == nil || im.Err != nil {
+			return DeployRequest{}, fmt.Errorf("store %s: no image for app %s", store, app.ID)
+		}
+		req.Apps = append(req.Apps, AppDeploy{
+			App: app.ID, Image: driver.Image{Ref: im.DriverRef}, Ref: im.Ref, Digest: im.Digest, Port: app.Port,
+			Health: proxy.HealthCheck{Path: app.Health.Path, Interval: app.Health.Interval.D(), Timeout: app.Health.Timeout.D(), Deadline: app.Health.Deadline.D()},
+			Hosts:  Hosts(cfg, store, app), Env: app.Env,
+		})
+	}
+	return req, nil
+}
+
+// DefaultHookTimeout bounds hooks that set none.
+const DefaultHookTimeout = 10 * time.Minute
