@@ -1,0 +1,346 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/driver/testapp"
+	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/state"
+)
+
+type harness struct {
+	t    *testing.T
+	s    *Server
+	dir  string
+	stop func()
+}
+
+func start(t *testing.T, dir string) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: io.Discard, StopOnExit: true})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Serve(ctx); close(done) }()
+	h := &harness{t: t, s: s, dir: dir}
+	h.stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(h.stop)
+	return h
+}
+
+// app publishes a test app image whose /release answers marker and returns its deploy spec.
+func (h *harness) app(marker string) pipeline.AppDeploy {
+	h.t.Helper()
+	img := testapp.Image(h.t, testapp.Options{GOOS: runtime.GOOS, Env: map[string]string{"TESTAPP_MARKER": marker}})
+	ref, err := name.ParseReference("slipway.local/shop/web:" + marker)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d, err := h.s.Images.Publish(context.Background(), ref, img)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return pipeline.AppDeploy{App: "web", Image: driver.Image{Ref: "oci-layout:" + h.s.Images.Dir() + "@" + d.DigestStr()},
+		Ref: ref.String(), Digest: d.DigestStr(), Port: testapp.DefaultPort,
+		Health: proxy.HealthCheck{Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Second, Deadline: 10 * time.Second},
+		Hosts:  []string{"us.localhost"}}
+}
+
+func (h *harness) deploy(req pipeline.DeployRequest) (*state.Release, error, []pipeline.Event) {
+	var mu sync.Mutex
+	var evs []pipeline.Event
+	if req.Project == "" {
+		req.Project = "shop"
+	}
+	if req.Store == "" {
+		req.Store = "us"
+	}
+	if req.Kind == "" {
+		req.Kind = state.KindBuildDeploy
+	}
+	rel, err := NewClient(h.dir).Deploy(context.Background(), req, func(e pipeline.Event) {
+		mu.Lock()
+		evs = append(evs, e)
+		mu.Unlock()
+	})
+	return rel, err, evs
+}
+
+func (h *harness) get(host, path string) (int, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.s.HTTPAddr()+path, nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (h *harness) instances(match map[string]string) []driver.Instance {
+	h.t.Helper()
+	is, err := h.s.Driver.List(context.Background(), match)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return is
+}
+
+func TestDeployCutoverAndHistory(t *testing.T) {
+	h := start(t, t.TempDir())
+	if code, body := h.get("us.localhost", "/"); code != 404 || !strings.Contains(body, "No application is deployed") {
+		t.Errorf("before any deploy: %d %q", code, body)
+	}
+	rel1, err, evs := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")}})
+	if err != nil {
+		t.Fatalf("first deploy: %v\n%v", err, evs)
+	}
+	if code, body := h.get("us.localhost", "/release"); code != 200 || body != rel1.ID {
+		t.Fatalf("after v1: %d %q, want %s", code, body, rel1.ID)
+	}
+	// Redeploy under load: no request fails, each comes from exactly one release.
+	var failures, total atomic.Int64
+	stopLoad := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				code, body := h.get("us.localhost", "/release")
+				total.Add(1)
+				if code != 200 || !strings.HasPrefix(body, "us-v") {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	var last *state.Release
+	for i := 2; i <= 3; i++ {
+		rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: fmt.Sprintf("c%d", i), Apps: []pipeline.AppDeploy{h.app(fmt.Sprintf("v%d", i))}})
+		if err != nil {
+			t.Fatalf("deploy %d: %v", i, err)
+		}
+		last = rel
+	}
+	close(stopLoad)
+	wg.Wait()
+	if failures.Load() != 0 || total.Load() < 20 {
+		t.Errorf("%d of %d requests failed during two cutovers", failures.Load(), total.Load())
+	}
+	if _, body := h.get("us.localhost", "/release"); body != last.ID {
+		t.Errorf("serving %q, want %s", body, last.ID)
+	}
+	// Old instances are stopped: only the live release's remain.
+	for _, in := range h.instances(map[string]string{driver.LabelStore: "us"}) {
+		if in.Labels[driver.LabelRelease] != last.ID {
+			t.Errorf("instance of %s still running", in.Labels[driver.LabelRelease])
+		}
+	}
+	rs, err := NewClient(h.dir).Releases(context.Background(), "us")
+	if err != nil || len(rs) != 3 || rs[0].Status != state.StatusLive || rs[1].Status != state.StatusSuperseded {
+		t.Errorf("releases: %v %+v", err, rs)
+	}
+	st, err := NewClient(h.dir).Status(context.Background())
+	if err != nil || st.Live["us"] == nil || st.Live["us"].ID != last.ID || len(st.Services) != 1 {
+		t.Errorf("status: %v %+v", err, st)
+	}
+}
+
+func TestUnhealthyReleaseGetsNoTraffic(t *testing.T) {
+	h := start(t, t.TempDir())
+	rel1, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := h.app("v2")
+	bad.Health.Path = "/never-healthy"
+	bad.Health.Deadline = 2 * time.Second
+	var wrong atomic.Int64
+	stopLoad := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopLoad:
+				return
+			default:
+			}
+			if code, body := h.get("us.localhost", "/release"); code != 200 || body != rel1.ID {
+				wrong.Add(1)
+			}
+		}
+	}()
+	begin := time.Now()
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c2", Apps: []pipeline.AppDeploy{bad}})
+	took := time.Since(begin)
+	close(stopLoad)
+	wg.Wait()
+	if err == nil || !strings.Contains(err.Error(), "status 404") || !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("want a gate failure naming the 404, got %v", err)
+	}
+	if took > bad.Health.Deadline+3*time.Second {
+		t.Errorf("failed after %s, deadline %s", took, bad.Health.Deadline)
+	}
+	if rel == nil || rel.Status != state.StatusFailed || rel.Stage != pipeline.StageDeploy {
+		t.Errorf("failed release: %+v", rel)
+	}
+	if wrong.Load() != 0 {
+		t.Errorf("%d requests did not come from the old release", wrong.Load())
+	}
+	if n := len(h.instances(map[string]string{driver.LabelRelease: rel.ID})); n != 0 {
+		t.Errorf("%d instances of the failed release left running", n)
+	}
+}
+
+func TestHooksAndFailureRules(t *testing.T) {
+	h := start(t, t.TempDir())
+	v1 := h.app("v1")
+	secret := "sk_live_canary_4242"
+	// First deploy: pre-deploy is skipped (nothing runs yet), install runs in the new image.
+	rel1, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{v1},
+		Env: map[string]string{"STRIPE_KEY": secret}, Secrets: []string{"STRIPE_KEY"},
+		Hooks: pipeline.Hooks{PreDeploy: pipeline.Hook{Command: "./testapp env TESTAPP_MARKER"}, Install: pipeline.Hook{Command: "./testapp env TESTAPP_MARKER; ./testapp env STRIPE_KEY"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := map[string]state.Stage{}
+	for _, s := range rel1.Stages {
+		stages[s.Name] = s
+	}
+	if stages["pre-deploy"].Status != "skipped" || stages["install"].Status != "ok" || !strings.Contains(stages["install"].Output, "v1") {
+		t.Errorf("first deploy stages: %+v", rel1.Stages)
+	}
+	if strings.Contains(stages["install"].Output, secret) || !strings.Contains(stages["install"].Output, "[REDACTED]") {
+		t.Errorf("secret not redacted in hook output: %q", stages["install"].Output)
+	}
+	// Second deploy: pre-deploy runs in the running (v1) image, install in the new (v2) one.
+	rel2, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c2", Apps: []pipeline.AppDeploy{h.app("v2")},
+		Hooks: pipeline.Hooks{PreDeploy: pipeline.Hook{Command: "./testapp env TESTAPP_MARKER"}, Install: pipeline.Hook{Command: "./testapp env TESTAPP_MARKER"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rel2.Stages[0]; got.Name != "pre-deploy" || strings.TrimSpace(got.Output) != "v1" {
+		t.Errorf("pre-deploy should run in v1: %+v", got)
+	}
+	if got := rel2.Stages[1]; got.Name != "install" || strings.TrimSpace(got.Output) != "v2" {
+		t.Errorf("install should run in v2: %+v", got)
+	}
+	// A failing install: no traffic moves, the release is failed with the stage and the output tail.
+	rel3, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c3", Apps: []pipeline.AppDeploy{h.app("v3")},
+		Hooks: pipeline.Hooks{Install: pipeline.Hook{Command: "./testapp exit 3"}}})
+	if err == nil || rel3.Status != state.StatusFailed || rel3.Stage != "install" || !strings.Contains(err.Error(), "status 3") {
+		t.Errorf("failing install: %v %+v", err, rel3)
+	}
+	if _, body := h.get("us.localhost", "/release"); body != rel2.ID {
+		t.Errorf("after a failed install, serving %q, want %s", body, rel2.ID)
+	}
+	// A hook that times out is killed with everything it started.
+	rel4, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c4", Apps: []pipeline.AppDeploy{h.app("v4")},
+		Hooks: pipeline.Hooks{Install: pipeline.Hook{Command: "./testapp tick ticks", Timeout: 500 * time.Millisecond}}})
+	if err == nil || !strings.Contains(err.Error(), "timed out") || rel4.Stages[len(rel4.Stages)-1].Status != "timeout" {
+		t.Errorf("timeout: %v %+v", err, rel4)
+	}
+	// post-deploy failing: the release stays live, the error says so.
+	rel5, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c5", Apps: []pipeline.AppDeploy{h.app("v5")},
+		Hooks: pipeline.Hooks{PostDeploy: pipeline.Hook{Command: "./testapp exit 4"}}})
+	if err == nil || !strings.Contains(err.Error(), "post-deploy failed") || rel5.Status != state.StatusLive || rel5.Stage != "post-deploy" {
+		t.Errorf("post-deploy failure: %v %+v", err, rel5)
+	}
+	if _, body := h.get("us.localhost", "/release"); body != rel5.ID {
+		t.Errorf("post-deploy failure must leave the release live; serving %q", body)
+	}
+	// The secret appears in no release record.
+	rs, _ := NewClient(h.dir).Releases(context.Background(), "us")
+	b, _ := json.Marshal(rs)
+	if strings.Contains(string(b), secret) {
+		t.Errorf("secret value in the release records")
+	}
+}
+
+func TestDeployLock(t *testing.T) {
+	h := start(t, t.TempDir())
+	slow := h.app("v1")
+	done := make(chan error, 1)
+	go func() {
+		_, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{slow},
+			Hooks: pipeline.Hooks{Install: pipeline.Hook{Command: "sleep 1"}}})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	_, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c2", Apps: []pipeline.AppDeploy{h.app("v2")}})
+	if err == nil || !strings.Contains(err.Error(), "is being deployed by") || !strings.Contains(err.Error(), "c1") {
+		t.Errorf("second deploy while locked: %v", err)
+	}
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c3", Apps: []pipeline.AppDeploy{h.app("v3")}, Wait: true})
+	if err != nil || rel.Number != 2 {
+		t.Errorf("--wait: %v %+v", err, rel)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("first deploy: %v", err)
+	}
+}
+
+func TestRestartRecovers(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir)
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leave behind what a crash would: an orphan instance and a deploying release.
+	orphan, err := h.s.Driver.Start(context.Background(), driver.Spec{Image: h.app("v2").Image, Name: "orphan",
+		Labels: driver.ManagedLabels("shop", "us", "web", "us-v9", "web")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := &state.Release{Project: "shop", Store: "us", Commit: "c2", Kind: state.KindBuildDeploy, Status: state.StatusDeploying}
+	if err := h.s.State.CreateRelease(context.Background(), stuck); err != nil {
+		t.Fatal(err)
+	}
+	// A restart that keeps instances running (serve stopped, not up).
+	h.s.o.StopOnExit = false
+	h.stop()
+	h2 := start(t, dir)
+	if code, body := h2.get("us.localhost", "/release"); code != 200 || body != rel.ID {
+		t.Errorf("after restart: %d %q", code, body)
+	}
+	got, _ := h2.s.State.Release(context.Background(), stuck.ID)
+	if got.Status != state.StatusInterrupted {
+		t.Errorf("stuck release: %+v", got)
+	}
+	for _, in := range h2.instances(nil) {
+		if in.ID == orphan.ID {
+			t.Errorf("orphan instance survived the restart")
+		}
+	}
+}
