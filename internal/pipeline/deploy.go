@@ -100,8 +100,8 @@ type Deployer struct {
 	// DataDir holds per-store persistent data (process runtime) and logs.
 	DataDir string
 
-	mu   sync.Mutex
-	envs map[string]map[string]string // live env per store, for restarts; never persisted
+	mu         sync.Mutex
+	supervised map[string]*supervised // instances this process started, by id, for restarts
 }
 
 // ErrDeployFailed marks a deploy that did not go live.
@@ -211,7 +211,9 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	if err := d.State.Promote(context.WithoutCancel(ctx), rel); err != nil {
 		return rel, err
 	}
-	d.rememberEnv(req)
+	for _, sa := range started {
+		d.remember(sa, req, sa.specs)
+	}
 	say(StageDeploy, "live: %s", strings.Join(allHosts(req), ", "))
 	d.stopOld(context.WithoutCancel(ctx), req, old, rel.ID, say)
 
@@ -379,6 +381,7 @@ func lastLine(s string) string {
 type startedApp struct {
 	app       AppDeploy
 	instances []driver.Instance
+	specs     []driver.Spec
 }
 
 func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployRequest, say func(string, string, ...any)) ([]*startedApp, error) {
@@ -388,15 +391,17 @@ func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployR
 		out = append(out, sa)
 		n := max(1, a.Instances)
 		for i := range n {
-			inst, err := d.Driver.Start(ctx, driver.Spec{
+			spec := driver.Spec{
 				Image: a.Image, Name: fmt.Sprintf("%s-%s-%s-%s-%d", req.Project, req.Store, a.App, rel.ID, i+1),
 				Env: instanceEnv(req, a, rel.ID), Port: a.Port, DataKey: dataKey(req),
 				Labels: driver.ManagedLabels(req.Project, req.Store, a.App, rel.ID, "web"),
-			})
+			}
+			inst, err := d.Driver.Start(ctx, spec)
 			if err != nil {
 				return out, fmt.Errorf("starting %s: %w", a.App, err)
 			}
 			sa.instances = append(sa.instances, inst)
+			sa.specs = append(sa.specs, spec)
 			say(StageDeploy, "started %s at %s", a.App, inst.Addr)
 		}
 	}
@@ -502,6 +507,7 @@ func (d *Deployer) stopOld(ctx context.Context, req DeployRequest, _ map[string]
 			say(StageDeploy, "stopping %s: %v", in.Name, err)
 			continue
 		}
+		d.forget(in.ID)
 		n++
 	}
 	if n > 0 {
@@ -533,15 +539,6 @@ func (d *Deployer) resetData(ctx context.Context, req DeployRequest) error {
 		return fmt.Errorf("exit status %d: %s", code, lastLine(out.String()))
 	}
 	return nil
-}
-
-func (d *Deployer) rememberEnv(req DeployRequest) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.envs == nil {
-		d.envs = map[string]map[string]string{}
-	}
-	d.envs[req.Store] = maps.Clone(req.Env)
 }
 
 // tailBuffer keeps the last max bytes written.

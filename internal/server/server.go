@@ -232,6 +232,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- router.Serve(s.httpLn) }()
 	go func() { errc <- api.Serve(s.apiLn) }()
+	supCtx, stopSup := context.WithCancel(ctx)
+	defer stopSup()
+	go s.Deployer.Supervise(supCtx, s.log, time.Second)
 	s.log.Info("serving", "router", s.HTTPAddr(), "api", SocketPath(s.o.DataDir), "driver", s.Driver.Capabilities().Name)
 	var err error
 	select {

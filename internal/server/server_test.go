@@ -344,3 +344,28 @@ func TestRestartRecovers(t *testing.T) {
 		}
 	}
 }
+
+func TestCrashedInstanceIsRestarted(t *testing.T) {
+	h := start(t, t.TempDir())
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pid1 := h.get("us.localhost", "/pid")
+	h.get("us.localhost", "/crash")
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		code, pid2 := h.get("us.localhost", "/pid")
+		if code == 200 && pid2 != pid1 {
+			if _, body := h.get("us.localhost", "/release"); body != rel.ID {
+				t.Errorf("restarted instance serves %q, want %s", body, rel.ID)
+			}
+			if n := len(h.instances(map[string]string{driver.LabelRelease: rel.ID})); n != 1 {
+				t.Errorf("%d instances after the restart, want 1 (the crashed one removed)", n)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the crashed instance was not restarted within 15s")
+}
