@@ -9,8 +9,9 @@ import (
 )
 
 type serveOptions struct {
-	http   string
-	driver string
+	http     string
+	driver   string
+	registry string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -41,7 +42,7 @@ instances that no route points at.`,
 				}
 				dataDir = g.dataDir(cfg)
 			}
-			srv, err := server.New(cmd.Context(), server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, Log: g.stderr})
+			srv, err := server.New(cmd.Context(), server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, RegistryAddr: o.registry, Log: g.stderr})
 			if err != nil {
 				return err
 			}
@@ -49,10 +50,14 @@ instances that no route points at.`,
 				return err
 			}
 			fmt.Fprintf(g.stderr, "slipway serve: router on http://%s, api on %s\n", srv.HTTPAddr(), server.SocketPath(dataDir))
+			if a := srv.RegistryAddr(); a != "" {
+				fmt.Fprintf(g.stderr, "slipway serve: image store at http://%s/v2/ (read-only)\n", a)
+			}
 			return srv.Serve(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
 	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process or docker")
+	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
 	return cmd
 }

@@ -39,6 +39,9 @@ type Options struct {
 	StopOnExit bool
 	// Log receives the server's own log lines; default stderr.
 	Log io.Writer
+	// RegistryAddr, when set, serves the embedded image store read-only over
+	// the OCI distribution API (/v2/) on this TCP address, for docker pull.
+	RegistryAddr string
 	// Quiet logs warnings only (slipway up prints deploy progress itself).
 	Quiet bool
 }
@@ -56,6 +59,7 @@ type Server struct {
 	lockFile *os.File
 	httpLn   net.Listener
 	apiLn    net.Listener
+	regLn    net.Listener
 	extra    []*http.Server
 	mu       sync.Mutex
 }
@@ -195,7 +199,20 @@ func (s *Server) Listen() error {
 		return fmt.Errorf("api listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
+	if s.o.RegistryAddr != "" {
+		if s.regLn, err = net.Listen("tcp", s.o.RegistryAddr); err != nil {
+			return fmt.Errorf("registry listen on %s: %w", s.o.RegistryAddr, err)
+		}
+	}
 	return nil
+}
+
+// RegistryAddr is the /v2/ listener's address, "" when not serving one.
+func (s *Server) RegistryAddr() string {
+	if s.regLn == nil {
+		return ""
+	}
+	return s.regLn.Addr().String()
 }
 
 // HTTPAddr is the router's listen address once Listen returned.
@@ -232,6 +249,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- router.Serve(s.httpLn) }()
 	go func() { errc <- api.Serve(s.apiLn) }()
+	if s.regLn != nil {
+		reg := &http.Server{Handler: s.RegistryHandler(), ReadHeaderTimeout: 30 * time.Second}
+		s.mu.Lock()
+		s.extra = append(s.extra, reg)
+		s.mu.Unlock()
+		go reg.Serve(s.regLn)
+	}
 	supCtx, stopSup := context.WithCancel(ctx)
 	defer stopSup()
 	go s.Deployer.Supervise(supCtx, s.log, time.Second)

@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/testapp"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/state"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 type harness struct {
@@ -368,4 +371,57 @@ func TestCrashedInstanceIsRestarted(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("the crashed instance was not restarted within 15s")
+}
+
+func TestEmbeddedStoreServesV2(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0", Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Serve(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	img := testapp.Image(t, testapp.Options{})
+	ref, _ := name.ParseReference("slipway.local/shop/web:abc")
+	d, err := s.Images.Publish(ctx, ref, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Any OCI client pulls it by tag and by digest from the /v2/ listener.
+	for _, r := range []string{s.RegistryAddr() + "/shop/web:abc", s.RegistryAddr() + "/shop/web@" + d.DigestStr()} {
+		pr, err := name.ParseReference(r, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := remote.Image(pr)
+		if err != nil {
+			t.Fatalf("pull %s: %v", r, err)
+		}
+		if err := validate.Image(got); err != nil {
+			t.Errorf("pulled %s does not validate: %v", r, err)
+		}
+		gd, _ := got.Digest()
+		if gd.String() != d.DigestStr() {
+			t.Errorf("digest %s, want %s", gd, d.DigestStr())
+		}
+	}
+	t.Run("docker pull", func(t *testing.T) {
+		if testenv.RequireDocker(t) == "" {
+			return
+		}
+		r := s.RegistryAddr() + "/shop/web@" + d.DigestStr()
+		testenv.Docker(t, "pull", r)
+		testenv.Docker(t, "rmi", r)
+	})
+	// It is read-only.
+	other, _ := name.ParseReference(s.RegistryAddr()+"/shop/other:x", name.Insecure)
+	if err := remote.Write(other, img); err == nil {
+		t.Errorf("push to the read-only store succeeded")
+	}
 }
