@@ -22,9 +22,6 @@ var (
 	ErrUnhealthy = errors.New("targets did not become healthy")
 	// ErrGateDeadline is matched when the health gate's own deadline passed.
 	ErrGateDeadline = errors.New("health gate deadline passed")
-	// ErrDrainTimeout is the cause given to requests to an old target that were
-	// still running when its drain deadline passed and were closed.
-	ErrDrainTimeout = errors.New("drain timeout: connection to old target closed")
 	// ErrStateVersion is returned when the state file was written by a newer Slipway.
 	ErrStateVersion = errors.New("unsupported router state version")
 )
