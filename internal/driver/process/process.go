@@ -46,7 +46,10 @@
 //
 // Hooks (Run) run like instances, with the host's /bin/sh for Shell, in their
 // own process group that is killed when the hook returns or its ctx ends.
-// They are not recorded: a hook running when Slipway dies is not found again.
+// While it runs, a hook is recorded like an instance (labelled role=hook
+// unless its labels name a role, with no address), so that one still
+// running when Slipway dies is listed by the next Driver and stopped like
+// an instance (SIGTERM, 5s, SIGKILL); Run removes the record when it returns.
 //
 // Stop sends SIGTERM to the instance's process group, waits up to the stop
 // timeout, sends SIGKILL, and removes the record and the log: a stopped

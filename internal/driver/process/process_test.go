@@ -379,3 +379,61 @@ func TestEntrypointScript(t *testing.T) {
 		t.Errorf("entrypoint.sh wrote %q, %v; want it run in the rootfs's /app", got, err)
 	}
 }
+
+// A hook is recorded while it runs, so that when Slipway dies mid-hook the
+// next Driver lists it (role=hook) and stops it with its whole group; a hook
+// that returns leaves no record.
+func TestHookRecordedWhileRunning(t *testing.T) {
+	store := newLayoutStore(t)
+	img := appImage(t, store, nil)
+	dir := t.TempDir()
+	a := newDriver(t, dir)
+	labels := driver.ManagedLabels("p", "s", "app", "r1", "")
+	delete(labels, driver.LabelRole) // the driver says it is a hook
+
+	if code, err := a.Run(context.Background(), driver.RunSpec{Image: img, Name: "quick", Cmd: []string{"exit 0"}, Shell: true, Labels: labels}); err != nil || code != 0 {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	if got, _ := a.List(context.Background(), nil); len(got) != 0 {
+		t.Fatalf("List after a finished hook = %+v, want nothing", got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ran := make(chan error, 1)
+	go func() {
+		// The grandchild (sleep) shares the hook's group: it must go too.
+		_, err := a.Run(ctx, driver.RunSpec{Image: img, Name: "slow", Shell: true, Labels: labels,
+			Cmd: []string{"sleep 30 & echo $! > " + pidFile + "; wait"}})
+		ran <- err
+	}()
+	var sleepPID int
+	for deadline := time.Now().Add(10 * time.Second); sleepPID == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(pidFile)
+		sleepPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if sleepPID == 0 {
+		t.Fatal("the hook did not start")
+	}
+
+	b := newDriver(t, dir) // Slipway restarted while the hook runs
+	got, err := b.List(context.Background(), map[string]string{driver.LabelRole: "hook", driver.LabelRelease: "r1"})
+	if err != nil || len(got) != 1 || got[0].Name != "slow" || got[0].State != "running" || got[0].Addr != "" {
+		t.Fatalf("the new Driver lists %+v, %v; want the running hook", got, err)
+	}
+	if err := b.Stop(context.Background(), got[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if !waitDead(sleepPID, 5*time.Second) {
+		t.Errorf("the hook's sleep (pid %d) outlived Stop", sleepPID)
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its hook was stopped")
+	}
+	if got, _ := b.List(context.Background(), nil); len(got) != 0 {
+		t.Errorf("List after Stop = %+v", got)
+	}
+}

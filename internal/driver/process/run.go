@@ -23,7 +23,9 @@ const drainWait = 2 * time.Second
 // the host's /bin/sh -c with Cmd joined by spaces; else Cmd is the argv (the
 // image's entrypoint and cmd when empty), resolved like an instance's. The
 // command gets its own process group, which is killed when ctx ends and
-// when the command returns, so nothing it started outlives it.
+// when the command returns, so nothing it started outlives it. While it
+// runs it is in List (role=hook), so a Driver started after Slipway died
+// mid-hook can stop it.
 func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	fail := func(err error) (int, error) {
 		return -1, fmt.Errorf("running %s: %w", spec.Name, err)
@@ -104,17 +106,42 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	if stderr != nil {
 		cmd.Stderr = stderr
 	}
+	// The hook is recorded like an instance (role=hook) while it runs, so
+	// that if Slipway dies meanwhile the next Driver lists and stops it.
+	// The record is written under the lock before the process can exit.
+	unlock, err := d.lockState()
+	if err != nil {
+		closeAll(stdout)
+		if stderr != stdout {
+			closeAll(stderr)
+		}
+		closeAll(readers...)
+		drains.Wait()
+		return fail(err)
+	}
 	err = cmd.Start()
 	closeAll(stdout)
 	if stderr != stdout {
 		closeAll(stderr)
 	}
 	if err != nil {
+		unlock()
 		closeAll(readers...)
 		drains.Wait()
 		return fail(fmt.Errorf("starting %s: %w", cmd.Path, err))
 	}
 	pgid := cmd.Process.Pid
+	rec := d.hookRecord(spec, u, pgid)
+	err = d.writeRecord(rec)
+	unlock()
+	if err != nil {
+		signalGroup(pgid, syscall.SIGKILL)
+		cmd.Wait()
+		closeAll(readers...)
+		drains.Wait()
+		return fail(fmt.Errorf("recording the hook: %w", err))
+	}
+	defer d.removeRecord(rec.ID)
 
 	waited := make(chan struct{})
 	go func() {
@@ -148,4 +175,52 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 		return code, fmt.Errorf("running %s: %w", spec.Name, err)
 	}
 	return code, nil
+}
+
+// hookStopTimeout is the SIGTERM grace a recorded hook gets when it is
+// stopped through its record (by recovery after a restart); Run itself
+// kills its hook's group outright when ctx ends.
+const hookStopTimeout = 5 * time.Second
+
+// hookRecord describes a running hook for List and Stop. It has no Addr: no
+// route ever points at a hook.
+func (d *Driver) hookRecord(spec driver.RunSpec, u *unpacked, pid int) *record {
+	id := newID()
+	name := spec.Name
+	if name == "" {
+		name = "hook-" + id
+	}
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	labels[driver.LabelManaged] = "true"
+	if labels[driver.LabelRole] == "" {
+		labels[driver.LabelRole] = "hook"
+	}
+	ticks, _ := procStart(pid)
+	return &record{
+		ID:            id,
+		Name:          name,
+		Labels:        labels,
+		Image:         spec.Image.Ref,
+		Digest:        u.digest,
+		DataKey:       spec.DataKey,
+		PID:           pid,
+		PGID:          pid,
+		StartTicks:    ticks,
+		StopTimeoutMS: hookStopTimeout.Milliseconds(),
+		Started:       time.Now().UTC(),
+		State:         stateRunning,
+	}
+}
+
+// removeRecord drops a finished hook's record (a Stop may have removed it already).
+func (d *Driver) removeRecord(id string) {
+	unlock, err := d.lockState()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	os.Remove(d.recordPath(id))
 }
