@@ -90,7 +90,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		cfg := &container.Config{
 			Image:       imageID,
 			Env:         envList(env),
-			Labels:      withManaged(spec.Labels, "web", false),
+			Labels:      d.withManaged(spec.Labels, "web", false),
 			StopTimeout: &stopSecs,
 		}
 		hc := &container.HostConfig{
@@ -227,10 +227,13 @@ func (d *Driver) remove(ctx context.Context, id string) {
 	_, _ = d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{RemoveVolumes: true, Force: true})
 }
 
-// List returns the containers the driver owns (running or not) whose labels
-// include match, oldest first.
+// List returns the containers the driver owns (running or not; with its
+// WithLabels labels) whose labels include match, oldest first.
 func (d *Driver) List(ctx context.Context, match map[string]string) ([]driver.Instance, error) {
 	f := make(client.Filters).Add("label", driver.LabelManaged+"=true")
+	for k, v := range d.opts.labels {
+		f.Add("label", k+"="+v)
+	}
 	for k, v := range match {
 		f.Add("label", k+"="+v)
 	}
@@ -347,10 +350,14 @@ func toInstance(c container.InspectResponse) driver.Instance {
 	return inst
 }
 
-// withManaged returns labels plus LabelManaged, and LabelRole set to role
-// (always when force, else only when labels lack one).
-func withManaged(labels map[string]string, role string, force bool) map[string]string {
-	out := make(map[string]string, len(labels)+2)
+// withManaged returns the driver's labels (WithLabels), labels over them,
+// LabelManaged, and LabelRole set to role (always when force, else only
+// when labels lack one).
+func (d *Driver) withManaged(labels map[string]string, role string, force bool) map[string]string {
+	out := make(map[string]string, len(d.opts.labels)+len(labels)+2)
+	for k, v := range d.opts.labels {
+		out[k] = v
+	}
 	for k, v := range labels {
 		out[k] = v
 	}
@@ -420,7 +427,12 @@ func (d *Driver) dataMounts(ctx context.Context, key string, labels, env map[str
 		return nil, nil
 	}
 	vol := DataVolumeName(key)
-	vlabels := map[string]string{driver.LabelManaged: "true", LabelDataKey: key}
+	vlabels := map[string]string{}
+	for k, v := range d.opts.labels {
+		vlabels[k] = v
+	}
+	vlabels[driver.LabelManaged] = "true"
+	vlabels[LabelDataKey] = key
 	// The volume outlives releases: only the labels that stay true across them.
 	for _, k := range []string{driver.LabelProject, driver.LabelStore, driver.LabelApp} {
 		if v := labels[k]; v != "" {

@@ -8,7 +8,8 @@
 //   - one named volume per data key, "slipway-data-<key>", labelled the same
 //     way and mounted at /data; Stop never removes it;
 //   - every image it pulls or loads is also tagged OwnedRepo:sha256-<hex of
-//     the manifest digest> ("slipway.local/images:sha256-…"). The tag marks
+//     the manifest digest> ("slipway.local/images:sha256-…"; another
+//     repository with WithImageRepo). The tag marks
 //     the image as fetched by Slipway (Prune only ever removes such images),
 //     lets Start find an image it already has whatever registry it came
 //     from, and names images loaded from an OCI layout, which have no
@@ -40,10 +41,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/docker/cli/cli/connhelper"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/client"
 
 	"github.com/slipway-dev/slipway/internal/driver"
@@ -83,13 +86,16 @@ type Driver struct {
 	opts options
 
 	// netMode is the resolved network mode (bridge or host).
-	netOnce sync.Once
+	netMu   sync.Mutex
 	netMode string
-	netErr  error
 
 	// fetching serialises fetches of the same digest.
 	fetchMu  sync.Mutex
 	fetching map[string]*sync.Mutex
+
+	// fetchHere makes every registry image be fetched by this process
+	// and loaded, as for an untrusted insecure registry (tests).
+	fetchHere bool
 
 	// hostPorts remembers host ports handed out that may not be bound
 	// yet, so two quick Starts do not get the same one.
@@ -116,6 +122,8 @@ type options struct {
 	sshFlags      []string
 	hasHost       bool
 	pinPorts      *bool
+	imageRepo     string
+	labels        map[string]string
 	hasPublish    bool
 	clientOptions []client.Opt
 }
@@ -162,6 +170,27 @@ func WithPinnedPorts(pin bool) Option {
 	return func(o *options) { o.pinPorts = &pin }
 }
 
+// WithImageRepo sets the local repository under which the driver tags the
+// images it fetches, and so the images its Prune considers its own. The
+// default is OwnedRepo. Installations (or tests) sharing one engine use
+// their own so that one's Prune never removes the other's images.
+func WithImageRepo(repo string) Option {
+	return func(o *options) { o.imageRepo = repo }
+}
+
+// WithLabels adds labels to every container and volume the driver creates,
+// and makes List see only containers that have them. The default is none.
+func WithLabels(labels map[string]string) Option {
+	return func(o *options) {
+		if o.labels == nil {
+			o.labels = map[string]string{}
+		}
+		for k, v := range labels {
+			o.labels[k] = v
+		}
+	}
+}
+
 // WithKeychain sets where registry credentials for pulls come from; they
 // are sent to the engine with each pull. The default is
 // authn.DefaultKeychain (the docker config file and its credential helpers).
@@ -188,7 +217,7 @@ func WithClientOptions(opts ...client.Opt) Option {
 
 // New connects to a Docker engine and checks that it answers.
 func New(ctx context.Context, opts ...Option) (*Driver, error) {
-	o := options{restart: DefaultRestartPolicy, publishIP: "127.0.0.1", keychain: authn.DefaultKeychain}
+	o := options{restart: DefaultRestartPolicy, publishIP: "127.0.0.1", keychain: authn.DefaultKeychain, imageRepo: OwnedRepo}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -202,6 +231,9 @@ func New(ctx context.Context, opts ...Option) (*Driver, error) {
 	case NetworkAuto, NetworkBridge, NetworkHost:
 	default:
 		return nil, fmt.Errorf("docker driver: network mode %q: want %q or %q", o.netMode, NetworkBridge, NetworkHost)
+	}
+	if _, err := name.NewRepository(o.imageRepo); err != nil || strings.ContainsAny(o.imageRepo, ":@") {
+		return nil, fmt.Errorf("docker driver: image repository %q: want a repository name without tag", o.imageRepo)
 	}
 	if net.ParseIP(o.publishIP) == nil {
 		return nil, fmt.Errorf("docker driver: publish IP %q is not an IP address", o.publishIP)
@@ -262,28 +294,25 @@ func (d *Driver) Capabilities() driver.Capabilities {
 // NetworkMode returns the network mode in use (bridge or host), detecting
 // it on first use when it was left to NetworkAuto.
 func (d *Driver) NetworkMode(ctx context.Context) (string, error) {
-	d.netOnce.Do(func() {
-		if d.opts.netMode != NetworkAuto {
-			d.netMode = d.opts.netMode
-			return
-		}
-		_, err := d.cli.NetworkInspect(ctx, "bridge", client.NetworkInspectOptions{})
-		switch {
-		case err == nil:
-			d.netMode = NetworkBridge
-		case isNotFound(err):
-			// dockerd --bridge=none: containers can only share the host's network.
-			d.netMode = NetworkHost
-		default:
-			d.netErr = fmt.Errorf("detecting network mode: %w", err)
-		}
-	})
-	if d.netErr != nil {
-		// Let a later call try again rather than remember a transient failure.
-		err := d.netErr
-		d.netOnce = sync.Once{}
-		d.netErr = nil
-		return "", err
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	if d.netMode != "" {
+		return d.netMode, nil
+	}
+	if d.opts.netMode != NetworkAuto {
+		d.netMode = d.opts.netMode
+		return d.netMode, nil
+	}
+	_, err := d.cli.NetworkInspect(ctx, "bridge", client.NetworkInspectOptions{})
+	switch {
+	case err == nil:
+		d.netMode = NetworkBridge
+	case isNotFound(err):
+		// dockerd --bridge=none: containers can only share the host's network.
+		d.netMode = NetworkHost
+	default:
+		// Not remembered: a later call tries again.
+		return "", fmt.Errorf("detecting network mode: %w", err)
 	}
 	return d.netMode, nil
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/testapp"
-	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func TestStartListStop(t *testing.T) {
@@ -313,12 +312,14 @@ func TestDataVolume(t *testing.T) {
 	}
 }
 
+// TestRun: hook containers are removed after they exit and after their
+// context is cancelled (the suite checks the rest of Run).
 func TestRun(t *testing.T) {
 	e := newDriver(t)
 	ctx := context.Background()
-	img := e.push("app", "run", testenv.BusyboxImage(t))
+	img := e.push("app", "run", nil)
 
-	t.Run("argv", func(t *testing.T) {
+	t.Run("exit", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		code, err := e.d.Run(ctx, driver.RunSpec{
 			Image: img, Name: e.project + "-exit", Cmd: []string{testapp.Path, "exit", "3"},
@@ -329,20 +330,6 @@ func TestRun(t *testing.T) {
 		}
 		if stdout.String() != "testapp stdout line\n" || stderr.String() != "testapp stderr line\n" {
 			t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
-		}
-	})
-	t.Run("shell", func(t *testing.T) {
-		var stdout bytes.Buffer
-		code, err := e.d.Run(ctx, driver.RunSpec{
-			Image: img, Name: e.project + "-sh", Shell: true,
-			Cmd: []string{`echo "$GREETING from $(pwd)"; exit 4`}, Env: map[string]string{"GREETING": "hello world"},
-			Labels: e.labels("r1"), Stdout: &stdout,
-		})
-		if err != nil || code != 4 {
-			t.Fatalf("Run: %d %v", code, err)
-		}
-		if got := stdout.String(); got != "hello world from "+testapp.WorkDir+"\n" {
-			t.Errorf("stdout %q", got)
 		}
 	})
 	t.Run("cancel", func(t *testing.T) {
@@ -460,24 +447,6 @@ func TestExitWaitLogs(t *testing.T) {
 	}
 }
 
-// TestStopTimeout: an app that ignores SIGTERM is killed after the spec's
-// stop timeout, not before.
-func TestStopTimeout(t *testing.T) {
-	e := newDriver(t)
-	s := e.spec(e.push("app", "term", nil), "r1")
-	s.Env["TESTAPP_IGNORE_TERM"] = "1"
-	s.StopTimeout = 2 * time.Second
-	inst := e.start(s)
-	get(t, inst.Addr, "/healthz")
-	start := time.Now()
-	if err := e.d.Stop(context.Background(), inst.ID); err != nil {
-		t.Fatal(err)
-	}
-	if el := time.Since(start); el < 1900*time.Millisecond || el > 8*time.Second {
-		t.Errorf("Stop took %s, want about 2s", el)
-	}
-}
-
 // TestPrune: Prune removes the images the driver fetched except the ones
 // to keep and the ones containers use; KeepDigests keeps current+previous.
 func TestPrune(t *testing.T) {
@@ -513,7 +482,7 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("removed %v; want %s and not %v", removed, digests[2], []string{digests[0], digests[1], digests[3]})
 	}
 	for i, dg := range digests {
-		_, ok, err := e.d.imageID(ctx, OwnedTag(dg))
+		_, ok, err := e.d.imageID(ctx, OwnedTag(e.d.opts.imageRepo, dg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -554,8 +523,8 @@ func TestOCILayout(t *testing.T) {
 	if _, body := get(t, inst.Addr, "/release"); body != "layout-"+e.project {
 		t.Errorf("/release: %q", body)
 	}
-	if _, ok, _ := e.d.imageID(ctx, OwnedTag(dg.String())); !ok {
-		t.Errorf("no %s tag", OwnedTag(dg.String()))
+	if _, ok, _ := e.d.imageID(ctx, OwnedTag(e.d.opts.imageRepo, dg.String())); !ok {
+		t.Errorf("no %s tag", OwnedTag(e.d.opts.imageRepo, dg.String()))
 	}
 
 	// A multi-platform index around a second image.
@@ -602,5 +571,26 @@ func TestStartReplacesStaleName(t *testing.T) {
 	// A running one with the name is a conflict.
 	if _, err := e.d.Start(ctx, s); err == nil {
 		t.Error("Start with the name of a running instance succeeded")
+	}
+}
+
+// TestClientSideFetch: the path for an insecure registry the engine does
+// not trust: the driver fetches the image itself and loads it.
+func TestClientSideFetch(t *testing.T) {
+	e := newDriver(t)
+	e.d.fetchHere = true
+	ctx := context.Background()
+	img := e.push("app", "here", nil)
+	img.Insecure = true
+	inst := e.start(e.spec(img, "r1"))
+	if _, body := get(t, inst.Addr, "/release"); body != "here-"+e.project {
+		t.Errorf("/release: %q", body)
+	}
+	res, err := e.d.Client().ImageInspect(ctx, OwnedTag(e.d.opts.imageRepo, e.digests[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.RepoDigests) != 0 {
+		t.Errorf("loaded image has registry digests %v: it was pulled by the engine", res.RepoDigests)
 	}
 }

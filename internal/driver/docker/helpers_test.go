@@ -31,12 +31,17 @@ func newDriver(t *testing.T, opts ...Option) *testEnv {
 		return nil
 	}
 	ctx := context.Background()
-	opts = append([]Option{WithHost(testenv.DockerHost()), WithNetworkMode(testenv.DockerNetwork())}, opts...)
+	project := "dockertest-" + randHex(4)
+	opts = append([]Option{
+		WithHost(testenv.DockerHost()),
+		WithNetworkMode(testenv.DockerNetwork()),
+		WithImageRepo("slipway.local/" + project),
+	}, opts...)
 	d, err := New(ctx, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	e := &testEnv{t: t, d: d, project: "dockertest-" + randHex(4)}
+	e := &testEnv{t: t, d: d, project: project}
 	t.Cleanup(func() {
 		e.cleanup()
 		d.Close()
@@ -118,7 +123,7 @@ func (e *testEnv) removeImages(ctx context.Context, digests ...string) {
 		return
 	}
 	for _, dg := range digests {
-		refs := []string{OwnedTag(dg)}
+		refs := []string{OwnedTag(e.d.opts.imageRepo, dg)}
 		for _, img := range imgs.Items {
 			for _, rd := range img.RepoDigests {
 				if strings.HasSuffix(rd, "@"+dg) {

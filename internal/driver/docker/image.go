@@ -59,16 +59,17 @@ func parseImageRef(s string) (imageRef, error) {
 	return imageRef{ref: d, digest: h}, nil
 }
 
-// OwnedTag is the local tag the driver gives the image with this manifest
-// digest ("sha256:…"): OwnedRepo:sha256-<hex>.
-func OwnedTag(digest string) string {
+// OwnedTag is the local tag a driver with image repository repo (see
+// WithImageRepo; default OwnedRepo) gives the image with this manifest
+// digest ("sha256:…"): repo:sha256-<hex>.
+func OwnedTag(repo, digest string) string {
 	alg, hex, _ := strings.Cut(digest, ":")
-	return OwnedRepo + ":" + alg + "-" + hex
+	return repo + ":" + alg + "-" + hex
 }
 
 // ownedDigest is the inverse of OwnedTag; ok is false for other references.
-func ownedDigest(tag string) (string, bool) {
-	rest, ok := strings.CutPrefix(tag, OwnedRepo+":")
+func ownedDigest(repo, tag string) (string, bool) {
+	rest, ok := strings.CutPrefix(tag, repo+":")
 	if !ok {
 		return "", false
 	}
@@ -89,7 +90,7 @@ func (d *Driver) EnsureImage(ctx context.Context, img driver.Image) (string, err
 	unlock := d.lockDigest(r.digest.String())
 	defer unlock()
 
-	tag := OwnedTag(r.digest.String())
+	tag := OwnedTag(d.opts.imageRepo, r.digest.String())
 	if id, ok, err := d.imageID(ctx, tag); err != nil || ok {
 		return id, err
 	}
@@ -152,7 +153,7 @@ func (d *Driver) lockDigest(digest string) func() {
 // fetchRemote has the engine pull r, or, when the engine would not speak
 // plain HTTP to an insecure registry, fetches it here and loads it.
 func (d *Driver) fetchRemote(ctx context.Context, r imageRef, insecure bool) error {
-	if insecure && !d.engineTrusts(ctx, r.ref.RegistryStr()) {
+	if d.fetchHere || insecure && !d.engineTrusts(ctx, r.ref.RegistryStr()) {
 		ref, err := name.NewDigest(r.ref.String(), name.Insecure)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", r.ref, err)
@@ -305,9 +306,9 @@ func (d *Driver) loadFromLayout(ctx context.Context, r imageRef) error {
 }
 
 // load streams img into the engine as a `docker save` tarball tagged
-// OwnedTag(r.digest).
+// OwnedTag(imageRepo, r.digest).
 func (d *Driver) load(ctx context.Context, img v1.Image, r imageRef) error {
-	tag, err := name.NewTag(OwnedTag(r.digest.String()))
+	tag, err := name.NewTag(OwnedTag(d.opts.imageRepo, r.digest.String()))
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,8 @@ import (
 // DefaultKeepReleases is how many recent releases' images KeepDigests keeps.
 const DefaultKeepReleases = 5
 
-// Prune removes the images the driver fetched (those tagged under
-// OwnedRepo) except the manifest digests in keep (as "sha256:…", or any
+// Prune removes the images the driver fetched (those tagged under its image
+// repository, see WithImageRepo) except the manifest digests in keep (as "sha256:…", or any
 // reference ending in "@sha256:…") and those any container, running or not,
 // was created from. It removes only the driver's references (its own tag
 // and the registry@digest it pulled by), so an image someone else also
@@ -45,7 +45,7 @@ func (d *Driver) Prune(ctx context.Context, keep []string) ([]string, error) {
 			continue
 		}
 		for _, tag := range img.RepoTags {
-			digest, ok := ownedDigest(tag)
+			digest, ok := ownedDigest(d.opts.imageRepo, tag)
 			if !ok || kept[digest] {
 				continue
 			}

@@ -31,15 +31,15 @@ func TestParseImageRef(t *testing.T) {
 
 func TestOwnedTag(t *testing.T) {
 	h := "sha256:" + strings.Repeat("0f", 32)
-	tag := OwnedTag(h)
+	tag := OwnedTag(OwnedRepo, h)
 	if tag != "slipway.local/images:sha256-"+strings.Repeat("0f", 32) {
 		t.Errorf("OwnedTag: %s", tag)
 	}
-	if d, ok := ownedDigest(tag); !ok || d != h {
+	if d, ok := ownedDigest(OwnedRepo, tag); !ok || d != h {
 		t.Errorf("ownedDigest(%s) = %s %v", tag, d, ok)
 	}
-	for _, other := range []string{"slipway.local/images:latest", "busybox:latest", "<none>:<none>"} {
-		if _, ok := ownedDigest(other); ok {
+	for _, other := range []string{"slipway.local/images:latest", "busybox:latest", "<none>:<none>", "slipway.local/images-other:sha256-" + strings.Repeat("0f", 32)} {
+		if _, ok := ownedDigest(OwnedRepo, other); ok {
 			t.Errorf("ownedDigest(%s) ok", other)
 		}
 	}
@@ -104,6 +104,11 @@ func TestNewBadOptions(t *testing.T) {
 	}
 	if _, err := New(ctx, WithHost("unix:///nonexistent.sock"), WithPublishIP("lo")); err == nil {
 		t.Error("bad publish IP accepted")
+	}
+	for _, repo := range []string{"slipway.local/images:tag", "Bad Repo", ""} {
+		if _, err := New(ctx, WithHost("unix:///nonexistent.sock"), WithImageRepo(repo)); err == nil {
+			t.Errorf("image repo %q accepted", repo)
+		}
 	}
 	_, err := New(ctx, WithHost("unix:///nonexistent.sock"))
 	if err == nil || !strings.Contains(err.Error(), "pinging engine") {
