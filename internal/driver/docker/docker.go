@@ -8,12 +8,12 @@
 //   - one named volume per data key, "slipway-data-<key>", labelled the same
 //     way and mounted at /data; Stop never removes it;
 //   - every image it pulls or loads is also tagged OwnedRepo:sha256-<hex of
-//     the manifest digest> ("slipway.local/images:sha256-…"; another
-//     repository with WithImageRepo). The tag marks
-//     the image as fetched by Slipway (Prune only ever removes such images),
-//     lets Start find an image it already has whatever registry it came
-//     from, and names images loaded from an OCI layout, which have no
-//     registry reference at all. The tag is local: nothing pushes it.
+//     the manifest digest> ("slipway.local/images:sha256-…", or under the
+//     repository given with WithImageRepo). The tag marks the image as
+//     fetched by this driver (Prune only ever removes such images), lets
+//     Start find an image it already has whatever registry it came from,
+//     and names images loaded from an OCI layout, which have no registry
+//     reference at all. The tag is local: nothing pushes it.
 //
 // Images come by digest: "host:port/repo@sha256:…" is pulled by the engine
 // from that registry (with credentials from the keychain, see WithKeychain);
@@ -32,6 +32,10 @@
 // host networking (WithNetworkMode("host"), or automatically when the
 // engine has no "bridge" network) the driver picks a free port on this
 // machine and passes it as PORT, and Addr is 127.0.0.1:PORT.
+//
+// A new data volume is a root-owned directory (or a copy of the image's
+// /data, if it has one): an app that runs as another user needs its image to
+// ship /data owned by that user.
 package docker
 
 import (
