@@ -216,6 +216,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	}
 	say(StageDeploy, "live: %s", strings.Join(allHosts(req), ", "))
 	d.stopOld(context.WithoutCancel(ctx), req, old, rel.ID, say)
+	d.prune(context.WithoutCancel(ctx), say)
 
 	// post-deploy: in the new, active release. A failure leaves it live.
 	var postErr error
@@ -512,6 +513,30 @@ func (d *Deployer) stopOld(ctx context.Context, req DeployRequest, _ map[string]
 	}
 	if n > 0 {
 		say(StageDeploy, "stopped %d old instance(s)", n)
+	}
+}
+
+// KeepReleases is how many of each store's latest served releases keep their images on the host.
+const KeepReleases = 5
+
+// prune removes runtime images no recent release uses (current and previous always stay).
+func (d *Deployer) prune(ctx context.Context, say func(string, string, ...any)) {
+	p, ok := d.Driver.(driver.Pruner)
+	if !ok {
+		return
+	}
+	keep, err := d.State.KeepDigests(ctx, KeepReleases)
+	if err != nil {
+		say(StageDeploy, "pruning images: %v", err)
+		return
+	}
+	removed, err := p.Prune(ctx, keep)
+	if err != nil {
+		say(StageDeploy, "pruning images: %v", err)
+		return
+	}
+	if len(removed) > 0 {
+		say(StageDeploy, "pruned %d image(s) older than the last %d releases", len(removed), KeepReleases)
 	}
 }
 

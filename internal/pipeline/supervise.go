@@ -58,6 +58,9 @@ func (d *Deployer) forget(ids ...string) {
 // run are not restarted (their env, secrets included, was never stored): the
 // router's health monitor takes them out of rotation and a redeploy replaces them.
 func (d *Deployer) Supervise(ctx context.Context, log *slog.Logger, every time.Duration) {
+	if d.Driver.Capabilities().Restart {
+		return // the runtime restarts crashed instances itself (docker restart policy)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

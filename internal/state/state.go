@@ -319,3 +319,35 @@ func unixOrZero(t time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+// KeepDigests returns the image digests that must survive a prune: for every
+// store, those of its last n releases that served (live or superseded) and of
+// any release still being deployed.
+func (d *DB) KeepDigests(ctx context.Context, n int) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT images FROM (
+		SELECT images, status, ROW_NUMBER() OVER (PARTITION BY store ORDER BY number DESC) AS rn
+		FROM releases WHERE status IN (?, ?)) WHERE rn <= ?
+		UNION ALL SELECT images FROM releases WHERE status IN (?, ?)`,
+		StatusLive, StatusSuperseded, n, StatusPending, StatusDeploying)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	var out []string
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var imgs map[string]Image
+		json.Unmarshal([]byte(raw), &imgs)
+		for _, im := range imgs {
+			if im.Digest != "" && !seen[im.Digest] {
+				seen[im.Digest] = true
+				out = append(out, im.Digest)
+			}
+		}
+	}
+	return out, rows.Err()
+}

@@ -3,6 +3,8 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,5 +121,28 @@ func TestEnv(t *testing.T) {
 	env, _ := d.Env(ctx, "us")
 	if len(env) != 1 || env["A"] != "1" {
 		t.Errorf("env: %v", env)
+	}
+}
+
+func TestKeepDigests(t *testing.T) {
+	ctx := context.Background()
+	d := open(t)
+	for i := 1; i <= 7; i++ {
+		r := &Release{Project: "p", Store: "us", Kind: KindBuildDeploy, Images: map[string]Image{"web": {Digest: fmt.Sprintf("sha256:%d", i)}}}
+		d.CreateRelease(ctx, r)
+		if i < 7 {
+			d.Promote(ctx, r)
+		}
+	}
+	failed := &Release{Project: "p", Store: "eu", Kind: KindBuildDeploy, Status: StatusFailed, Images: map[string]Image{"web": {Digest: "sha256:failed"}}}
+	d.CreateRelease(ctx, failed)
+	keep, err := d.KeepDigests(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keep)
+	// Releases 4..6 served most recently; 7 is still being deployed; the failed one is not kept.
+	if got := strings.Join(keep, ","); got != "sha256:4,sha256:5,sha256:6,sha256:7" {
+		t.Errorf("keep = %s", got)
 	}
 }
