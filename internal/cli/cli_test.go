@@ -234,3 +234,28 @@ func TestBuildCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestDestructiveNeedsConfirmOnProtectedStores(t *testing.T) {
+	dir := example(t, "multistore")
+	cfgPath := filepath.Join(dir, "slipway.yaml")
+	b, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(addUnder(string(b), "us", "protected: true")), 0o644)
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"deploy", "-C", dir, "--store-id", "us", "--destructive"}, "--confirm us"},
+		{[]string{"deploy", "-C", dir, "--store-id", "us", "--destructive", "--confirm", "eu"}, "--confirm us"},
+		{[]string{"deploy", "-C", dir, "--store-id", "us", "--confirm", "us"}, "only goes with --destructive"},
+	} {
+		code, _, stderr := run(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.err) {
+			t.Errorf("%v: exit %d %q", c.args, code, stderr)
+		}
+	}
+	// Not protected: allowed past the check (then it needs a server, which is not running).
+	code, _, stderr := run(t, "deploy", "-C", dir, "--store-id", "eu", "--destructive", "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "no slipway serve is running") {
+		t.Errorf("unprotected destructive: exit %d %q", code, stderr)
+	}
+}

@@ -50,6 +50,8 @@ type Config struct {
 	Compose ComposeSpec `yaml:"compose" json:"compose"`
 	// Image holds image defaults for every app.
 	Image ImageSpec `yaml:"image" json:"image"`
+	// Verify tunes the verify stage of deploys.
+	Verify VerifySpec `yaml:"verify" json:"verify"`
 	// Registry is the default registry images are pushed to ("" = the embedded one).
 	Registry string `yaml:"registry" json:"registry,omitempty"`
 	// Apps are the base applications.
@@ -65,6 +67,12 @@ type Config struct {
 type ComposeSpec struct {
 	// Skip lists file or directory names never copied from sources; default DefaultSkip.
 	Skip []string `yaml:"skip" json:"skip"`
+}
+
+// VerifySpec tunes the verify stage.
+type VerifySpec struct {
+	// DNS says what a store domain that does not resolve is: "warn" (default), "error" or "off".
+	DNS string `yaml:"dns" json:"dns"`
 }
 
 // ImageSpec describes how an app's image is assembled.

@@ -151,6 +151,13 @@ func (v *validator) defaults() {
 	if c.StoresDir == "" {
 		c.StoresDir = DefaultStoresDir
 	}
+	switch c.Verify.DNS {
+	case "":
+		c.Verify.DNS = "warn"
+	case "warn", "error", "off":
+	default:
+		v.ps.errorf(c.File, Pos{}, "use warn, error or off", "verify.dns: %q is not one of warn, error, off", c.Verify.DNS)
+	}
 	if c.Compose.Skip == nil {
 		c.Compose.Skip = slices.Clone(DefaultSkip)
 	}

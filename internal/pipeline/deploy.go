@@ -80,6 +80,8 @@ type DeployRequest struct {
 	Hooks   Hooks    `json:"hooks"`
 	// Wait for the store's deploy lock instead of failing at once.
 	Wait bool `json:"wait,omitempty"`
+	// DNS is what verify does with a domain that does not resolve: warn (default), error or off.
+	DNS string `json:"dns,omitempty"`
 	// DrainTimeout for old instances; default 30s.
 	DrainTimeout time.Duration `json:"drainTimeout,omitempty"`
 }
@@ -99,6 +101,10 @@ type Deployer struct {
 	State  *state.DB
 	// DataDir holds per-store persistent data (process runtime) and logs.
 	DataDir string
+	// Resolver checks that domains resolve in verify; default net.DefaultResolver.
+	Resolver interface {
+		LookupHost(ctx context.Context, host string) ([]string, error)
+	}
 
 	mu         sync.Mutex
 	supervised map[string]*supervised // instances this process started, by id, for restarts

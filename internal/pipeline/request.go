@@ -106,7 +106,7 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 		secretNames = append(secretNames, k)
 	}
 	req := DeployRequest{Project: cfg.Project, Store: store, Commit: o.Commit, Kind: o.Kind, Destructive: o.Destructive,
-		Env: env, Secrets: secretNames, Hooks: o.Hooks, Wait: o.Wait}
+		Env: env, Secrets: secretNames, Hooks: o.Hooks, Wait: o.Wait, DNS: cfg.Verify.DNS}
 	for _, app := range cfg.AppsFor(store) {
 		var im *BuiltImage
 		for i := range images {

@@ -32,15 +32,25 @@ func (d *Deployer) verify(ctx context.Context, rel *state.Release, req DeployReq
 			if w.Code >= 400 {
 				problems = append(problems, fmt.Sprintf("%s%s answered %d", h, path, w.Code))
 			}
-			if !strings.HasSuffix(h, ".localhost") && h != "localhost" {
+			if req.DNS != "off" && !strings.HasSuffix(h, ".localhost") && h != "localhost" {
 				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				addrs, err := net.DefaultResolver.LookupHost(rctx, h)
+				var res interface {
+					LookupHost(ctx context.Context, host string) ([]string, error)
+				} = net.DefaultResolver
+				if d.Resolver != nil {
+					res = d.Resolver
+				}
+				addrs, err := res.LookupHost(rctx, h)
 				cancel()
 				if err != nil || len(addrs) == 0 {
 					warnings = append(warnings, fmt.Sprintf("%s does not resolve (%v): point its DNS at this host", h, err))
 				}
 			}
 		}
+	}
+	if req.DNS == "error" {
+		problems = append(problems, warnings...)
+		warnings = nil
 	}
 	for _, w := range warnings {
 		say(StageVerify, "warning: %s", w)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -423,5 +424,61 @@ func TestEmbeddedStoreServesV2(t *testing.T) {
 	other, _ := name.ParseReference(s.RegistryAddr()+"/shop/other:x", name.Insecure)
 	if err := remote.Write(other, img); err == nil {
 		t.Errorf("push to the read-only store succeeded")
+	}
+}
+
+type noDNS struct{}
+
+func (noDNS) LookupHost(context.Context, string) ([]string, error) {
+	return nil, errors.New("no such host")
+}
+
+func TestDataDirAndDestructive(t *testing.T) {
+	h := start(t, t.TempDir())
+	h.s.Deployer.Resolver = noDNS{}
+	app := h.app("v1")
+	// A hook writes into the store's persistent directory; the app reads it; it survives releases.
+	if _, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{app},
+		Hooks: pipeline.Hooks{Install: pipeline.Hook{Command: "./testapp write seed from-install"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := h.get("us.localhost", "/file?name=seed"); code != 200 || body != "from-install" {
+		t.Fatalf("app reading the hook's data file: %d %q", code, body)
+	}
+	if _, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c2", Apps: []pipeline.AppDeploy{h.app("v2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := h.get("us.localhost", "/file?name=seed"); code != 200 || body != "from-install" {
+		t.Errorf("data did not survive a release: %d %q", code, body)
+	}
+	// Destructive: /data is emptied, then the destructive install runs (the normal one does not).
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c3", Destructive: true, Apps: []pipeline.AppDeploy{h.app("v3")},
+		Hooks: pipeline.Hooks{Install: pipeline.Hook{Command: "./testapp write normal yes"}, DestructiveInstall: pipeline.Hook{Command: "./testapp write reset yes"}}})
+	if err != nil || !rel.Destructive {
+		t.Fatal(err)
+	}
+	if code, _ := h.get("us.localhost", "/file?name=seed"); code != 404 {
+		t.Errorf("destructive deploy kept the old data (%d)", code)
+	}
+	if code, _ := h.get("us.localhost", "/file?name=reset"); code != 200 {
+		t.Errorf("destructive install did not run (%d)", code)
+	}
+	if code, _ := h.get("us.localhost", "/file?name=normal"); code != 404 {
+		t.Errorf("the normal install ran in a destructive deploy (%d)", code)
+	}
+	// verify: an unresolvable domain is a warning by default, an error when configured.
+	withDomain := h.app("v4")
+	withDomain.Hosts = append(withDomain.Hosts, "shop.example.invalid")
+	rel, err, evs := h.deploy(pipeline.DeployRequest{Commit: "c4", Apps: []pipeline.AppDeploy{withDomain}})
+	warned := false
+	for _, e := range evs {
+		warned = warned || strings.Contains(e.Message, "does not resolve")
+	}
+	if err != nil || !warned {
+		t.Errorf("dns warning: %v, warned=%v", err, warned)
+	}
+	rel, err, _ = h.deploy(pipeline.DeployRequest{Commit: "c5", DNS: "error", Apps: []pipeline.AppDeploy{withDomain}})
+	if err == nil || rel.Status != state.StatusLive || rel.Stage != pipeline.StageVerify {
+		t.Errorf("dns error: %v %+v", err, rel)
 	}
 }
