@@ -61,6 +61,7 @@ func (s *Server) apiHandler() http.Handler {
 		writeJSON(w, http.StatusOK, rel)
 	})
 	s.mountRegistry(mux)
+	s.mountEnv(mux)
 	return mux
 }
 
