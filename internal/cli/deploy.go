@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -94,7 +93,7 @@ images with the current config and env (a config change).`,
 				}
 				images, commit = res.Images, res.Revision.Commit
 			}
-			reqs, err := buildRequests(cfg, ids, images, pipeline.RequestOptions{Commit: commit, Kind: kind, Destructive: o.destructive, Wait: o.wait})
+			reqs, err := buildRequests(cmd.Context(), client, g.stderr, cfg, ids, images, pipeline.RequestOptions{Commit: commit, Kind: kind, Destructive: o.destructive, Wait: o.wait})
 			if err != nil {
 				return err
 			}
@@ -176,11 +175,20 @@ func releaseImages(layoutDir string, r *state.Release) ([]pipeline.BuiltImage, e
 	return out, nil
 }
 
-func buildRequests(cfg *config.Config, ids []string, images []pipeline.BuiltImage, o pipeline.RequestOptions) ([]pipeline.DeployRequest, error) {
-	o.Hooks = pipeline.HooksFromEnv(o.Hooks, os.Getenv)
+// buildRequests assembles each store's deploy request: its deploy.yml hooks
+// (SLIPWAY_HOOK_* over them; none for a rollback, which returns to old images
+// and must not run today's migrations against them) and its runtime env.
+func buildRequests(ctx context.Context, c *server.Client, warn io.Writer, cfg *config.Config, ids []string, images []pipeline.BuiltImage, o pipeline.RequestOptions) ([]pipeline.DeployRequest, error) {
 	var reqs []pipeline.DeployRequest
 	for _, id := range ids {
-		req, err := pipeline.NewDeployRequest(cfg, id, images, o)
+		so, err := storeRequestOptions(ctx, c, cfg, id, o, warn)
+		if err != nil {
+			return nil, err
+		}
+		if o.Kind == state.KindRollback {
+			so.Hooks = pipeline.Hooks{}
+		}
+		req, err := pipeline.NewDeployRequest(cfg, id, images, so)
 		if err != nil {
 			return nil, &usageError{err}
 		}

@@ -190,20 +190,6 @@ func TestPipelineCommandErrors(t *testing.T) {
 	}
 }
 
-func TestHookEnvNamesMatchPipeline(t *testing.T) {
-	want := map[string]string{
-		deployfile.KeyPreDeploy:          pipeline.EnvHookBeforeDeploy,
-		deployfile.KeyInstall:            pipeline.EnvHookInstall,
-		deployfile.KeyDestructiveInstall: pipeline.EnvHookDestructiveInstall,
-		deployfile.KeyPostDeploy:         pipeline.EnvHookAfterDeploy,
-	}
-	for k, v := range want {
-		if deployfile.EnvVar(k) != v {
-			t.Errorf("%s: deployfile reads %s, pipeline %s", k, deployfile.EnvVar(k), v)
-		}
-	}
-}
-
 func TestPipelineHooksAdapter(t *testing.T) {
 	eff := deployfile.Effective{
 		PreDeploy:          deployfile.Hook{Command: "a", App: "x", Timeout: time.Minute, Source: "deploy.yml:2"},

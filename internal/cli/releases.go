@@ -163,7 +163,7 @@ release of kind rollback.`,
 			if err != nil {
 				return err
 			}
-			reqs, err := buildRequests(cfg, []string{storeID}, imgs, pipeline.RequestOptions{Commit: target.Commit, Kind: state.KindRollback, Wait: wait})
+			reqs, err := buildRequests(cmd.Context(), client, g.stderr, cfg, []string{storeID}, imgs, pipeline.RequestOptions{Commit: target.Commit, Kind: state.KindRollback, Wait: wait})
 			if err != nil {
 				return err
 			}

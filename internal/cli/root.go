@@ -129,6 +129,8 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newReleasesCmd(g),
 		newStatusCmd(g),
 		newRollbackCmd(g),
+		newPipelineCmd(g),
+		newEnvCmd(g),
 	)
 	return root
 }

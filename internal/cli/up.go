@@ -80,7 +80,7 @@ tagged <sha>-dirty-<hash>).`,
 				printBuildSummary(g.stdout, res)
 				return &silentError{ExitFailed}
 			}
-			reqs, err := buildRequests(cfg, ids, res.Images, pipeline.RequestOptions{Commit: res.Revision.Commit, Kind: state.KindBuildDeploy})
+			reqs, err := buildRequests(ctx, client, g.stderr, cfg, ids, res.Images, pipeline.RequestOptions{Commit: res.Revision.Commit, Kind: state.KindBuildDeploy})
 			if err != nil {
 				return err
 			}

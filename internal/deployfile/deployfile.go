@@ -54,7 +54,7 @@ const (
 // Keys are the hook keys a deploy file may set, in pipeline order.
 var Keys = []string{KeyPreDeploy, KeyInstall, KeyDestructiveInstall, KeyPostDeploy}
 
-// Environment variables that override a hook's command (the names pipeline.HooksFromEnv reads).
+// Environment variables that override a hook's command.
 const (
 	EnvPreDeploy          = "SLIPWAY_HOOK_BEFORE_DEPLOY"
 	EnvInstall            = "SLIPWAY_HOOK_INSTALL"

@@ -12,14 +12,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/proxy"
 )
 
-// Hook environment variables: each overrides the corresponding hook command.
-const (
-	EnvHookBeforeDeploy       = "SLIPWAY_HOOK_BEFORE_DEPLOY"
-	EnvHookInstall            = "SLIPWAY_HOOK_INSTALL"
-	EnvHookDestructiveInstall = "SLIPWAY_HOOK_DESTRUCTIVE_INSTALL"
-	EnvHookAfterDeploy        = "SLIPWAY_HOOK_AFTER_DEPLOY"
-)
-
 // Hosts returns the host names an app of a store answers on. The framework app
 // (the storefront) gets <store>.localhost and the store's domains; every other
 // app gets <app>.<store>.localhost and <app>.<domain> for each domain.
@@ -61,20 +53,6 @@ func SecretValues(cfg *config.Config, store string, getenv func(string) string) 
 		return nil, fmt.Errorf("store %s needs secret(s) %s: set them in the environment (or NAME_FILE pointing at a file)", store, strings.Join(missing, ", "))
 	}
 	return out, nil
-}
-
-// HooksFromEnv returns the hooks set by SLIPWAY_HOOK_* variables over base.
-func HooksFromEnv(base Hooks, getenv func(string) string) Hooks {
-	set := func(h *Hook, key string) {
-		if v := getenv(key); v != "" {
-			h.Command = v
-		}
-	}
-	set(&base.PreDeploy, EnvHookBeforeDeploy)
-	set(&base.Install, EnvHookInstall)
-	set(&base.DestructiveInstall, EnvHookDestructiveInstall)
-	set(&base.PostDeploy, EnvHookAfterDeploy)
-	return base
 }
 
 // RequestOptions complete a DeployRequest.
