@@ -151,7 +151,9 @@ func TestInvalidConfigChangesNothing(t *testing.T) {
 }
 
 func TestStoresTreeAndJSON(t *testing.T) {
-	dir := example(t, "multistore-alokai")
+	// An Alokai user's layout: alokai.config.json only, no slipway.yaml, zero edits.
+	dir := example(t, "multistore")
+	os.Remove(filepath.Join(dir, "slipway.yaml"))
 	code, out, stderr := run(t, "stores", "-C", dir)
 	if code != 0 {
 		t.Fatal(stderr)

@@ -20,7 +20,7 @@ reports every problem with file:line:column and a hint. It changes nothing on di
 Exit code 2 when the config is invalid.`,
 		Example: `  slipway validate
   slipway validate --json
-  slipway validate -C examples/multistore-alokai`,
+  slipway validate -C examples/multistore --config alokai.config.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(g.dir, g.config)

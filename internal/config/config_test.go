@@ -34,9 +34,10 @@ func repoRoot(t *testing.T) string {
 }
 
 func TestLoadExamples(t *testing.T) {
-	for _, dir := range []string{"examples/multistore", "examples/multistore-alokai"} {
-		t.Run(dir, func(t *testing.T) {
-			cfg, err := Load(filepath.Join(repoRoot(t), dir), "")
+	// The example holds both formats: slipway.yaml (found first) and Alokai's alokai.config.json.
+	for _, file := range []string{"slipway.yaml", "alokai.config.json"} {
+		t.Run(file, func(t *testing.T) {
+			cfg, err := Load(filepath.Join(repoRoot(t), "examples/multistore"), file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,6 +60,9 @@ func TestLoadExamples(t *testing.T) {
 			}
 			if strings.Join(apps, ",") != "storefront-unified-nextjs,storefront-middleware" {
 				t.Errorf("apps for us = %v", apps)
+			}
+			if cfg.File != file {
+				t.Errorf("loaded %s", cfg.File)
 			}
 			if len(cfg.Warnings) != 0 {
 				t.Errorf("warnings: %v", cfg.Warnings)

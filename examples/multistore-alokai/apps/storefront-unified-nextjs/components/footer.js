@@ -1,3 +1,0 @@
-'use strict';
-// Base footer. A store overrides it with apps/stores/<store>/storefront-unified-nextjs/components/footer.js.
-module.exports = { text: '© Acme Shops', from: 'apps/storefront-unified-nextjs/components/footer.js' };
