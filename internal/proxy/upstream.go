@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,8 +182,8 @@ func (u *upstream) roundTrip(pc *upConn, req *http.Request) (res *http.Response,
 			stop()
 		}
 	}()
-	if err := req.Write(pc.bw); err != nil {
-		return nil, true, ctxErr(ctx, err)
+	if err := writeHead(pc.bw, req); err != nil {
+		return nil, false, err
 	}
 	if err := pc.bw.Flush(); err != nil {
 		return nil, true, ctxErr(ctx, err)
@@ -216,6 +217,60 @@ func (u *upstream) roundTrip(pc *upConn, req *http.Request) (res *http.Response,
 	}
 	res.Body = &upBody{rc: res.Body, u: u, pc: pc, stop: stop, keep: !res.Close && !req.Close}
 	return res, false, nil
+}
+
+// writeHead writes the head of a bodyless request. Request.Write does the
+// same in general (bodies, trailers, sorted headers) at ten allocations a
+// request; a proxy does not need the sorting.
+func writeHead(bw *bufio.Writer, req *http.Request) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if strings.ContainsAny(host, "\r\n ") {
+		return fmt.Errorf("invalid Host %q", host)
+	}
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue // framing is ours; Host is above
+		}
+		for _, v := range vs {
+			if k == "User-Agent" && v == "" {
+				continue // ReverseProxy's way of saying "send none"
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if req.Close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// writeHeaderValue writes v with any CR or LF turned into a space, as
+// http.Header.Write does, so that no value can smuggle a header line.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	for {
+		i := strings.IndexAny(v, "\r\n")
+		if i < 0 {
+			bw.WriteString(v)
+			return
+		}
+		bw.WriteString(v[:i])
+		bw.WriteByte(' ')
+		v = v[i+1:]
+	}
 }
 
 func ctxErr(ctx context.Context, err error) error {

@@ -196,19 +196,8 @@ func TestUpstreamEarlyHintsChunkedAndTrailers(t *testing.T) {
 
 func TestUpstreamIdleSweep(t *testing.T) {
 	r, front := newTestRouter(t)
-	closed := make(chan struct{}, 10)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { io.WriteString(w, "ok") }))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateClosed {
-			closed <- struct{}{}
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv, _ := startServer(t, func(w http.ResponseWriter, req *http.Request) { io.WriteString(w, "ok") })
 	deploy(t, r, "us/app", []string{"us.localhost"}, addrOf(srv))
-	for len(closed) > 0 { // the health checks' connections
-		<-closed
-	}
 	r.mu.Lock()
 	up := r.services["us/app"].active.Load().targets[0].up
 	r.mu.Unlock()
@@ -216,16 +205,28 @@ func TestUpstreamIdleSweep(t *testing.T) {
 	up.idleTimeout = 100 * time.Millisecond
 	up.idleMu.Unlock()
 	get(t, front, "us.localhost", "/")
-	select {
-	case <-closed:
-	case <-time.After(2 * time.Second):
-		t.Fatal("idle connection to the target not closed by the sweep")
+	pooled := func() (idle, open int) {
+		up.idleMu.Lock()
+		idle = len(up.idle)
+		up.idleMu.Unlock()
+		up.connsMu.Lock()
+		open = len(up.conns)
+		up.connsMu.Unlock()
+		return
 	}
-	up.idleMu.Lock()
-	n := len(up.idle)
-	up.idleMu.Unlock()
-	if n != 0 {
-		t.Errorf("%d idle connections left", n)
+	if idle, open := pooled(); idle != 1 || open != 1 {
+		t.Fatalf("after one request: %d idle, %d open connections; want 1, 1", idle, open)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		idle, open := pooled()
+		if idle == 0 && open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the idle timeout: %d idle, %d open connections", idle, open)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// And the pool still works afterwards.
 	if code, body, _ := get(t, front, "us.localhost", "/"); code != 200 || body != "ok" {

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package proxybench
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+func setDeathSignal(*exec.Cmd, syscall.Signal) {}
