@@ -376,3 +376,54 @@ func TestServicesAndRemove(t *testing.T) {
 		t.Errorf("Services() after Remove: %+v", r.Services())
 	}
 }
+
+// The background monitor takes a failing target out of rotation after
+// three failed checks and back after one good one; with none left the
+// host answers 503.
+func TestHealthMonitor(t *testing.T) {
+	r, front := newTestRouter(t, WithHealthMonitor(30*time.Millisecond))
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	deploy(t, r, "us/app", []string{"us.localhost"}, a.addr, b.addr)
+	healthy := func(addr string) bool {
+		for _, ts := range r.Services()[0].Targets {
+			if ts.Address == addr {
+				return ts.Healthy
+			}
+		}
+		return false
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	b.healthStatus.Store(500)
+	waitFor("b out of rotation", func() bool { return !healthy(b.addr) })
+	before := b.hits.Load()
+	for range 10 {
+		if code, body, _ := get(t, front, "us.localhost", "/"); code != 200 || body != "a" {
+			t.Fatalf("with b down: %d %q", code, body)
+		}
+	}
+	if b.hits.Load() != before {
+		t.Errorf("a target out of rotation got requests")
+	}
+
+	a.healthStatus.Store(500)
+	waitFor("a out of rotation", func() bool { return !healthy(a.addr) })
+	if code, _, h := get(t, front, "us.localhost", "/"); code != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("with every target down: %d", code)
+	}
+
+	b.healthStatus.Store(200)
+	waitFor("b back", func() bool { return healthy(b.addr) })
+	if code, body, _ := get(t, front, "us.localhost", "/"); code != 200 || body != "b" {
+		t.Errorf("with b back: %d %q", code, body)
+	}
+}
