@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/pipeline"
@@ -108,7 +109,7 @@ func (c *Client) Deploy(ctx context.Context, req pipeline.DeployRequest, onEvent
 			return l.Release, nil
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
 		return nil, fmt.Errorf("reading the deploy stream: %w", err)
 	}
 	return nil, errors.New("the server closed the deploy stream before the end: see `slipway releases` and the server log")

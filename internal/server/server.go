@@ -175,6 +175,24 @@ func (s *Server) recover(ctx context.Context) error {
 		}
 		s.log.Warn("release was interrupted before its cutover", "release", r.ID, "stage", r.Stage)
 	}
+	cut, err := s.State.CutOver(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range cut {
+		r.FinishedAt = time.Now()
+		r.Stage = pipeline.StagePostDeploy
+		for _, st := range r.Stages {
+			if st.Name == pipeline.StagePostDeploy {
+				r.Stage = pipeline.StageVerify
+			}
+		}
+		r.Error = "interrupted after the cutover: " + r.Stage + " did not finish"
+		if err := s.State.UpdateRelease(ctx, r); err != nil {
+			return err
+		}
+		s.log.Warn("release was interrupted after its cutover; it is live", "release", r.ID, "stage", r.Stage)
+	}
 	for _, in := range insts {
 		if in.Labels[driver.LabelRole] == "web" && routed[in.Addr] && in.State == "running" {
 			continue

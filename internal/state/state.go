@@ -351,3 +351,22 @@ func (d *DB) KeepDigests(ctx context.Context, n int) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// CutOver returns live releases whose deploy never finished: their process died
+// after the cutover, during post-deploy or verify.
+func (d *DB) CutOver(ctx context.Context) ([]*Release, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE status = ? AND finished_at = 0 ORDER BY created_at", StatusLive)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Release
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
