@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -271,8 +270,14 @@ type want struct {
 	node *Node
 }
 
+// desired lists the store's out tree, parents before children (each app's
+// entries are sorted; that order is all creation needs).
 func desired(sp *StorePlan) []want {
-	var ws []want
+	n := 0
+	for _, ap := range sp.Apps {
+		n += len(ap.Entries) + 1
+	}
+	ws := make([]want, 0, n)
 	for _, ap := range sp.Apps {
 		ws = append(ws, want{path: ap.App.AppFolder(), node: &Node{Kind: Dir, Mode: 0o755}})
 		for i := range ap.Entries {
@@ -280,7 +285,6 @@ func desired(sp *StorePlan) []want {
 			ws = append(ws, want{path: ap.App.AppFolder() + "/" + e.Path, node: &e.Node})
 		}
 	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i].path < ws[j].path })
 	return ws
 }
 

@@ -126,6 +126,10 @@ func lstatKey(p string) (StatKey, Kind, fs.FileMode, error) {
 	if err := syscall.Lstat(p, &st); err != nil {
 		return StatKey{}, 0, 0, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
+	return fromStat(&st)
+}
+
+func fromStat(st *syscall.Stat_t) (StatKey, Kind, fs.FileMode, error) {
 	var k Kind
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
@@ -147,5 +151,5 @@ func lstatKey(p string) (StatKey, Kind, fs.FileMode, error) {
 	if st.Mode&syscall.S_ISVTX != 0 {
 		m |= fs.ModeSticky
 	}
-	return statKey(&st), k, m, nil
+	return statKey(st), k, m, nil
 }

@@ -47,7 +47,7 @@ func (c *Composer) incremental(ctx context.Context, dir string, ws []want, m *ma
 	}
 	present := func(p string) bool {
 		_, ok := existing[p]
-		return ok && !goneSet[p] && !underAny(p, goneSet)
+		return ok && (len(goneSet) == 0 || !goneSet[p] && !underAny(p, goneSet))
 	}
 	// 2. What must be created, and directory modes to fix.
 	var mkdirs, chmods []want

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 )
 
@@ -147,37 +146,43 @@ func scanTree(dir string) (map[string]scanned, error) {
 		var names []string
 		if err == nil {
 			names, err = f.Readdirnames(-1)
-			f.Close()
 		}
-		local := make(map[string]scanned, len(names))
+		type item struct {
+			rel string
+			s   scanned
+		}
+		local := make([]item, 0, len(names))
 		var subdirs []string
 		if err == nil {
+			fd := int(f.Fd())
 			for _, name := range names {
 				r := name
 				if rel != "" {
 					r = rel + "/" + name
 				}
-				st, k, mode, lerr := lstatKey(filepath.Join(d, name))
+				st, k, mode, lerr := statAt(fd, d, name)
 				if lerr != nil {
 					err = lerr
 					break
 				}
-				local[r] = scanned{Kind: k, Mode: mode, Stat: st}
+				local = append(local, item{r, scanned{Kind: k, Mode: mode, Stat: st}})
 				if k == Dir {
 					subdirs = append(subdirs, r)
 				}
 			}
+		}
+		if f != nil {
+			f.Close()
 		}
 		<-sem
 		mu.Lock()
 		if err != nil && first == nil {
 			first = err
 		}
-		for k, v := range local {
-			out[k] = v
+		for _, it := range local {
+			out[it.rel] = it.s
 		}
 		mu.Unlock()
-		sort.Strings(subdirs)
 		for _, s := range subdirs {
 			wg.Add(1)
 			go walk(s)

@@ -147,10 +147,16 @@ func (ap *AppPlan) merge(src Source, skip map[string]bool) (warnings []string, e
 			if old, ok := merged[n.Rel]; ok && old.Node.Kind != n.Kind {
 				removeTree(n.Rel)
 			}
-			// A nearer layer's file where an older layer had a file at a parent path: the parent becomes a directory.
-			for p := path.Dir(n.Rel); p != "."; p = path.Dir(p) {
-				if old, ok := merged[p]; ok && old.Node.Kind != Dir {
-					removeTree(p)
+			// A nearer layer's file where an older layer had a file at a parent path:
+			// the parent becomes a directory. Nodes come parent first, so when the
+			// parent is already a directory every ancestor was checked with it.
+			if parent := path.Dir(n.Rel); parent != "." {
+				if old, ok := merged[parent]; !ok || old.Node.Kind != Dir {
+					for p := parent; p != "."; p = path.Dir(p) {
+						if old, ok := merged[p]; ok && old.Node.Kind != Dir {
+							removeTree(p)
+						}
+					}
 				}
 			}
 			merged[n.Rel] = Entry{Path: n.Rel, Node: n, Layer: i}
@@ -258,8 +264,10 @@ func patternProblem(p string) string {
 // left out, as git leaves them out, so a commit's fingerprint needs only git ls-tree.
 func (ap *AppPlan) Fingerprint(src Source) (string, error) {
 	h := sha256.New()
+	buf := make([]byte, 0, 256)
 	for i := range ap.Entries {
 		e := &ap.Entries[i]
+		buf = buf[:0]
 		switch e.Node.Kind {
 		case File:
 			id, err := src.Hash(&e.Node)
@@ -267,14 +275,17 @@ func (ap *AppPlan) Fingerprint(src Source) (string, error) {
 				return "", err
 			}
 			e.Node.Hash = id
-			x := "-"
+			x := "- "
 			if e.Node.Mode&0o111 != 0 {
-				x = "x"
+				x = "x "
 			}
-			fmt.Fprintf(h, "f %s %s %s\x00", x, id, e.Path)
+			buf = append(append(append(append(append(buf, "f "...), x...), id...), ' '), e.Path...)
 		case Symlink:
-			fmt.Fprintf(h, "l %s %s\x00", e.Node.Link, e.Path)
+			buf = append(append(append(append(buf, "l "...), e.Node.Link...), ' '), e.Path...)
+		default:
+			continue
 		}
+		h.Write(append(buf, 0))
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
