@@ -223,6 +223,8 @@ func (r *Runner) runStep(ctx context.Context, t Task, s Step, tail *ring) error 
 	cmd.Dir = t.Dir
 	cmd.Env = r.env(t, s)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A build that leaves a background child holding its output must not hang us.
+	cmd.WaitDelay = 5 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/compose"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/registry"
@@ -41,6 +42,9 @@ func (r *registryOptions) store(g *globals, cfg *config.Config, stdin io.Reader,
 		host = cfg.Registry
 	}
 	if host == "" {
+		if err := compose.IgnoreDir(g.dataDir(cfg)); err != nil {
+			return nil, "", err
+		}
 		dir := filepath.Join(g.dataDir(cfg), "images")
 		l, err := registry.OpenLayout(dir)
 		if err != nil {

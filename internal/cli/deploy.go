@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/config"
@@ -70,10 +69,10 @@ images with the current config and env (a config change).`,
 			defer log.Close()
 			kind := state.KindBuildDeploy
 			var images []pipeline.BuiltImage
-			commit := ""
+			commits := map[string]string{}
 			if o.deployOnly {
 				kind = state.KindDeployOnly
-				images, commit, err = liveImages(cmd.Context(), client, filepath.Join(g.dataDir(cfg), "images"), ids)
+				images, commits, err = liveImages(cmd.Context(), client, filepath.Join(g.dataDir(cfg), "images"), ids)
 				if err != nil {
 					return err
 				}
@@ -91,11 +90,18 @@ images with the current config and env (a config change).`,
 					printBuildSummary(g.stdout, res)
 					return &silentError{ExitFailed}
 				}
-				images, commit = res.Images, res.Revision.Commit
+				images = res.Images
+				for _, id := range ids {
+					commits[id] = res.Revision.Commit
+				}
 			}
-			reqs, err := buildRequests(cmd.Context(), client, g.stderr, cfg, ids, images, pipeline.RequestOptions{Commit: commit, Kind: kind, Destructive: o.destructive, Wait: o.wait})
-			if err != nil {
-				return err
+			var reqs []pipeline.DeployRequest
+			for _, id := range ids {
+				r, err := buildRequests(cmd.Context(), client, g.stderr, cfg, []string{id}, images, pipeline.RequestOptions{Commit: commits[id], Kind: kind, Destructive: o.destructive, Wait: o.wait})
+				if err != nil {
+					return err
+				}
+				reqs = append(reqs, r...)
 			}
 			return runDeploys(cmd.Context(), g, client, reqs, log, "")
 		},
@@ -129,14 +135,14 @@ func checkDestructive(cfg *config.Config, ids []string, destructive bool, confir
 	return nil
 }
 
-// liveImages returns the images of each store's live release, for a deploy-only job.
-func liveImages(ctx context.Context, c *server.Client, layoutDir string, ids []string) ([]pipeline.BuiltImage, string, error) {
+// liveImages returns the images and commit of each store's live release, for a deploy-only job.
+func liveImages(ctx context.Context, c *server.Client, layoutDir string, ids []string) ([]pipeline.BuiltImage, map[string]string, error) {
 	var out []pipeline.BuiltImage
-	commit := ""
+	commits := map[string]string{}
 	for _, id := range ids {
 		rs, err := c.Releases(ctx, id)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, err
 		}
 		var live *state.Release
 		for _, r := range rs {
@@ -146,29 +152,25 @@ func liveImages(ctx context.Context, c *server.Client, layoutDir string, ids []s
 			}
 		}
 		if live == nil {
-			return nil, "", usagef("store %s has no live release: a deploy-only job needs one (run slipway deploy first)", id)
+			return nil, nil, usagef("store %s has no live release: a deploy-only job needs one (run slipway deploy first)", id)
 		}
-		commit = live.Commit
+		commits[id] = live.Commit
 		imgs, err := releaseImages(layoutDir, live)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, err
 		}
 		out = append(out, imgs...)
 	}
-	return out, commit, nil
+	return out, commits, nil
 }
 
 // releaseImages turns a release record back into deployable images.
 func releaseImages(layoutDir string, r *state.Release) ([]pipeline.BuiltImage, error) {
 	var out []pipeline.BuiltImage
 	for app, im := range r.Images {
-		ref, err := name.ParseReference(im.Ref, name.WeakValidation)
+		drv, err := pipeline.DriverRef(layoutDir, im)
 		if err != nil {
-			return nil, fmt.Errorf("release %s: image %s: %w", r.ID, im.Ref, err)
-		}
-		drv := ref.Context().Digest(im.Digest).String()
-		if ref.Context().RegistryStr() == pipeline.LayoutHost {
-			drv = "oci-layout:" + layoutDir + "@" + im.Digest
+			return nil, fmt.Errorf("release %s: %w", r.ID, err)
 		}
 		out = append(out, pipeline.BuiltImage{Store: r.Store, App: app, Ref: im.Ref, Digest: im.Digest, DriverRef: drv})
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -36,8 +37,9 @@ tagged <sha>-dirty-<hash>).`,
 		Example: `  slipway up -C examples/multistore
   slipway up --http 127.0.0.1:9000`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
 			cfg, err := g.load()
 			if err != nil {
 				return err
@@ -58,6 +60,14 @@ tagged <sha>-dirty-<hash>).`,
 			}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ctx) }()
+			serveEnded := false
+			// On any failure below, stop the server and every instance it started before returning.
+			defer func() {
+				if err != nil && !serveEnded {
+					cancel()
+					<-served
+				}
+			}()
 			extra := map[string]string{}
 			for _, id := range ids {
 				addr, err := srv.ServeHostPort("127.0.0.1:0", proxy.LocalHost(id))
@@ -90,14 +100,17 @@ tagged <sha>-dirty-<hash>).`,
 			fmt.Fprintf(g.stdout, "serving on http://%s — press Ctrl-C to stop\n", srv.HTTPAddr())
 			select {
 			case err := <-served:
+				serveEnded = true
 				return err
 			case <-ctx.Done():
 			}
 			// Serve shuts down on ctx; wait for it (it stops the instances).
 			select {
 			case err := <-served:
+				serveEnded = true
 				return err
 			case <-time.After(60 * time.Second):
+				serveEnded = true // do not wait again in the deferred clean-up
 				return fmt.Errorf("shutdown took too long")
 			}
 		},

@@ -202,6 +202,20 @@ func (c *Composer) hashRetaining(n *Node) (string, []byte, error) {
 	return h, data, nil
 }
 
+// IgnoreDir makes git ignore everything in dir (a .gitignore holding "*"), so
+// that Slipway's own output never makes the work tree dirty, whatever the
+// repository's own .gitignore says.
+func IgnoreDir(dir string) error {
+	p := filepath.Join(dir, ".gitignore")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte("# Written by slipway: nothing here belongs in git.\n*\n"), 0o644)
+}
+
 // Compose plans every store first — bad input changes nothing on disk — then
 // materialises each store atomically into <out>/<store>.
 func (c *Composer) Compose(ctx context.Context, storeIDs []string) ([]StoreResult, error) {
@@ -209,6 +223,11 @@ func (c *Composer) Compose(ctx context.Context, storeIDs []string) ([]StoreResul
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := c.lockOut(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := c.prepareOut(); err != nil {
 		return nil, err
 	}
@@ -249,6 +268,9 @@ func (c *Composer) stateDir() string { return filepath.Join(c.out, stateDirName)
 func (c *Composer) prepareOut() error {
 	if err := os.MkdirAll(filepath.Join(c.stateDir(), "tmp"), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", c.stateDir(), err)
+	}
+	if err := IgnoreDir(c.out); err != nil {
+		return err
 	}
 	// Leftovers of an interrupted run: never part of a store, safe to delete.
 	entries, _ := os.ReadDir(filepath.Join(c.stateDir(), "tmp"))

@@ -37,7 +37,7 @@ func Find(dir, explicit string) (string, error) {
 			p = filepath.Join(dir, p)
 		}
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("config file %s: %w", explicit, err)
+			return "", fmt.Errorf("--config %s: %w (%w)", explicit, ErrNotFound, err)
 		}
 		return filepath.Abs(p)
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,7 +200,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				u.out.Err = err
 				continue
 			}
-			u.fp = fingerprint(ar.Fingerprint, app, u.env, base.digest)
+			u.fp = fingerprint(ar.Fingerprint, cfg.Project, workDir(cfg, app), app, u.env, base.digest)
 			u.out.Fingerprint = u.fp
 		}
 	}
@@ -227,7 +228,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if jobs <= 0 {
 		jobs = max(1, runtimeCPUs())
 	}
-	runner := &build.Runner{Jobs: jobs, Verbose: o.Verbose, Out: o.Log, Commit: rev.Commit}
+	runner := &build.Runner{Jobs: jobs, Verbose: o.Verbose, Out: o.Log, Commit: rev.Commit, BaseEnv: buildBaseEnv(cfg, os.Environ())}
 	var tasks []build.Task
 	for _, u := range toBuild {
 		logf("[%s/%s] building in %s", u.store.ID, u.app.ID, u.dir)
@@ -276,6 +277,27 @@ func short(d string) string {
 	return d
 }
 
+// buildBaseEnv is the deploying shell's environment minus what a build (and
+// every install script of every dependency it runs) must never see: registry
+// credentials and the stores' secrets.
+func buildBaseEnv(cfg *config.Config, environ []string) []string {
+	drop := map[string]bool{}
+	for _, s := range cfg.Stores {
+		for _, name := range s.Secrets {
+			drop[name], drop[name+"_FILE"] = true, true
+		}
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if drop[k] || strings.HasPrefix(k, "SLIPWAY_REGISTRY_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 // buildEnv is the env a build sees from config: the app's, then the store's (inherited).
 func buildEnv(cfg *config.Config, store string, app *config.App) map[string]string {
 	env := maps.Clone(app.Env)
@@ -309,14 +331,14 @@ func workDir(cfg *config.Config, app *config.App) string {
 // fingerprint covers everything an image depends on except the commit itself:
 // the composed files, the app's build and image settings, the build env and the
 // base image digest.
-func fingerprint(composed string, app *config.App, env map[string]string, baseDigest string) string {
+func fingerprint(composed, project, workdir string, app *config.App, env map[string]string, baseDigest string) string {
 	h := sha256.New()
 	settings, _ := json.Marshal(struct {
-		Format, Composed, Base            string
+		Format, Composed, Base, Project   string
 		ID, Framework, Build, Workdir     string
 		Entrypoint, Include, Exclude, Env []string
 		Port                              int
-	}{imageFormat, composed, baseDigest, app.ID, app.Framework, app.Build, app.Image.WorkDir,
+	}{imageFormat, composed, baseDigest, project, app.ID, app.Framework, app.Build, workdir,
 		app.Entrypoint, app.Deploy.Include, app.Deploy.Exclude, envList(env), app.Port})
 	h.Write(settings)
 	return hex.EncodeToString(h.Sum(nil))

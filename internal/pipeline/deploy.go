@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/name"
 	"io"
 	"maps"
 	"os"
@@ -101,6 +102,8 @@ type Deployer struct {
 	State  *state.DB
 	// DataDir holds per-store persistent data (process runtime) and logs.
 	DataDir string
+	// LayoutDir is the embedded image store, for releases whose images live there.
+	LayoutDir string
 	// Resolver checks that domains resolve in verify; default net.DefaultResolver.
 	Resolver interface {
 		LookupHost(ctx context.Context, host string) ([]string, error)
@@ -135,9 +138,12 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	}
 	lock, err := d.State.Acquire(ctx, req.Store, state.LockOptions{Wait: req.Wait, Commit: req.Commit})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("taking the deploy lock of %s: %w", req.Store, err)
 	}
 	defer lock.Release()
+	// From here on the pipeline runs to its end: a half-run deploy is worse than
+	// a caller that stopped listening.
+	ctx = context.WithoutCancel(ctx)
 	say("", "lock taken")
 
 	host, _ := os.Hostname()
@@ -173,7 +179,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		if current == nil {
 			d.skip(rel, StagePreDeploy, "first deploy of the store: no running release to run it in")
 			say(StagePreDeploy, "skipped: first deploy")
-		} else if img, ok := currentImage(current, req, req.Hooks.PreDeploy.App); ok {
+		} else if img, ok := d.currentImage(current, req, req.Hooks.PreDeploy.App); ok {
 			if err := d.runHook(ctx, rel, StagePreDeploy, req.Hooks.PreDeploy, img, req, red, say); err != nil {
 				return fail(StagePreDeploy, err)
 			}
@@ -206,6 +212,11 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		d.stopAll(started)
 		return fail(StageDeploy, err)
 	}
+	// Apps the store no longer has (removed, renamed, another framework) lose
+	// their routes: those whose host names a new app takes, right before the
+	// swap; the others after it.
+	stale, conflicting := d.staleServices(req)
+	d.removeServices(ctx, conflicting, say)
 	old, err := d.swapAll(ctx, req, started, say)
 	if err != nil {
 		d.stopAll(started)
@@ -217,6 +228,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	if err := d.State.Promote(context.WithoutCancel(ctx), rel); err != nil {
 		return rel, err
 	}
+	d.removeServices(ctx, stale, say)
 	for _, sa := range started {
 		d.remember(sa, req, sa.specs)
 	}
@@ -283,24 +295,32 @@ func appFor(req DeployRequest, app string) AppDeploy {
 	return req.Apps[0]
 }
 
-func currentImage(cur *state.Release, req DeployRequest, app string) (driver.Image, bool) {
+// currentImage is the running release's image of app, as a runtime reference.
+func (d *Deployer) currentImage(cur *state.Release, req DeployRequest, app string) (driver.Image, bool) {
 	a := appFor(req, app)
 	im, ok := cur.Images[a.App]
 	if !ok {
 		return driver.Image{}, false
 	}
-	// The running release's image is the same kind of reference as the new one.
-	ref := im.Ref
-	if strings.HasPrefix(a.Image.Ref, "oci-layout:") {
-		dir := strings.TrimPrefix(a.Image.Ref, "oci-layout:")
-		if i := strings.LastIndex(dir, "@"); i >= 0 {
-			dir = dir[:i]
-		}
-		ref = "oci-layout:" + dir + "@" + im.Digest
-	} else if i := strings.LastIndexAny(ref, ":@"); i >= 0 && !strings.Contains(ref[i:], "/") {
-		ref = ref[:i] + "@" + im.Digest
+	ref, err := DriverRef(d.LayoutDir, im)
+	if err != nil {
+		return driver.Image{}, false
 	}
 	return driver.Image{Ref: ref, Insecure: a.Image.Insecure}, true
+}
+
+// DriverRef turns a recorded release image into what a runtime fetches: the
+// digest in the embedded store (layoutDir) for images named slipway.local/…,
+// else the digest in the registry it was pushed to.
+func DriverRef(layoutDir string, im state.Image) (string, error) {
+	ref, err := name.ParseReference(im.Ref, name.WeakValidation)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", im.Ref, err)
+	}
+	if ref.Context().RegistryStr() == LayoutHost {
+		return "oci-layout:" + layoutDir + "@" + im.Digest, nil
+	}
+	return ref.Context().Digest(im.Digest).String(), nil
 }
 
 func allHosts(req DeployRequest) []string {
@@ -495,6 +515,44 @@ func (d *Deployer) swapAll(ctx context.Context, req DeployRequest, started []*st
 		old[sa.app.App] = results[i].old
 	}
 	return old, nil
+}
+
+// staleServices returns the store's routed services that the request does not
+// deploy, split by whether a new app claims one of their host names.
+func (d *Deployer) staleServices(req DeployRequest) (stale, conflicting []string) {
+	wanted := map[string]bool{}
+	hosts := map[string]bool{}
+	for _, a := range req.Apps {
+		wanted[service(req.Store, a.App)] = true
+		for _, h := range a.Hosts {
+			hosts[strings.ToLower(h)] = true
+		}
+	}
+	for _, s := range d.Router.Services() {
+		if !strings.HasPrefix(s.Name, req.Store+"/") || wanted[s.Name] {
+			continue
+		}
+		clash := false
+		for _, h := range s.Hosts {
+			clash = clash || hosts[strings.ToLower(h)]
+		}
+		if clash {
+			conflicting = append(conflicting, s.Name)
+		} else {
+			stale = append(stale, s.Name)
+		}
+	}
+	return stale, conflicting
+}
+
+func (d *Deployer) removeServices(ctx context.Context, names []string, say func(string, string, ...any)) {
+	for _, n := range names {
+		if _, err := d.Router.Remove(ctx, n); err != nil {
+			say(StageDeploy, "removing the route of %s: %v", n, err)
+			continue
+		}
+		say(StageDeploy, "%s is no longer part of the store: its route is removed", n)
+	}
 }
 
 // stopOld stops the store's instances that belong to other releases: the drained

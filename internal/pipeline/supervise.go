@@ -135,6 +135,23 @@ func (d *Deployer) restart(ctx context.Context, r *supervised, targets []string,
 		return err
 	}
 	defer lock.Release()
+	// Re-read the route now that deploys are excluded: one may have finished
+	// since the snapshot, and then this instance is no longer ours to restart.
+	targets = nil
+	for _, s := range d.Router.Services() {
+		if s.Name == r.service {
+			for _, t := range s.Targets {
+				targets = append(targets, t.Address)
+			}
+		}
+	}
+	d.mu.Lock()
+	_, still := d.supervised[r.inst.ID]
+	d.mu.Unlock()
+	if !still || !slices.Contains(targets, r.inst.Addr) {
+		d.forget(r.inst.ID)
+		return nil
+	}
 	log.Warn("supervisor: instance exited; restarting", "service", r.service, "instance", r.inst.Name, "crashes", r.restarts+1)
 	in, err := d.Driver.Start(ctx, r.spec)
 	if err != nil {

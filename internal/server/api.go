@@ -1,12 +1,12 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
@@ -88,25 +88,30 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
 	var mu sync.Mutex
 	enc := json.NewEncoder(w)
 	gone := false
+	// A client that stops reading must not stall the pipeline (and its lock):
+	// a write that cannot finish within the deadline drops the client.
 	send := func(l DeployLine) {
 		mu.Lock()
 		defer mu.Unlock()
 		if gone {
 			return
 		}
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := enc.Encode(l); err != nil {
 			gone = true
 			return
 		}
-		if fl != nil {
-			fl.Flush()
+		if rc.Flush() != nil {
+			gone = true
 		}
 	}
-	rel, err := s.Deployer.Deploy(context.WithoutCancel(r.Context()), req, func(e pipeline.Event) {
+	// The client's context bounds only the wait for the lock (--wait); once the
+	// lock is held, Deploy runs to the end whatever the client does.
+	rel, err := s.Deployer.Deploy(r.Context(), req, func(e pipeline.Event) {
 		s.log.Info(e.Message, "store", e.Store, "stage", e.Stage)
 		send(DeployLine{Event: &e})
 	})

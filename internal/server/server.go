@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/compose"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/docker"
 	"github.com/slipway-dev/slipway/internal/driver/process"
@@ -84,6 +87,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := compose.IgnoreDir(o.DataDir); err != nil {
+		return nil, err
+	}
 	level := slog.LevelInfo
 	if o.Quiet {
 		level = slog.LevelWarn
@@ -117,14 +123,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	case "process":
 		s.Driver, err = process.New(filepath.Join(o.DataDir, "runtime"))
 	case "docker":
-		s.Driver, err = docker.New(ctx)
+		// Scope to this data dir: another serve (or slipway up) on the same
+		// engine must never list, adopt or stop these containers.
+		sum := sha256.Sum256([]byte(o.DataDir))
+		s.Driver, err = docker.New(ctx, docker.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}))
 	default:
 		err = fmt.Errorf("unknown driver %q: use process or docker", o.Driver)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir}
+	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir()}
 	if err := s.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering: %w", err)
 	}
@@ -274,15 +283,18 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Unlock()
 		go reg.Serve(s.regLn)
 	}
-	supCtx, stopSup := context.WithCancel(ctx)
-	defer stopSup()
-	go s.Deployer.Supervise(supCtx, s.log, time.Second)
+	supCtx, stopSup := context.WithCancel(context.Background())
+	supDone := make(chan struct{})
+	go func() { s.Deployer.Supervise(supCtx, s.log, time.Second); close(supDone) }()
 	s.log.Info("serving", "router", s.HTTPAddr(), "api", SocketPath(s.o.DataDir), "driver", s.Driver.Capabilities().Name)
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	// The supervisor goes first, so it does not restart what shutdown stops.
+	stopSup()
+	<-supDone
 	shctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	api.Shutdown(shctx)

@@ -482,3 +482,30 @@ func TestDataDirAndDestructive(t *testing.T) {
 		t.Errorf("dns error: %v %+v", err, rel)
 	}
 }
+
+func TestRemovedOrRenamedAppLosesItsRoute(t *testing.T) {
+	h := start(t, t.TempDir())
+	web, api := h.app("v1"), h.app("v1")
+	api.App, api.Hosts = "api", []string{"api.us.localhost"}
+	if _, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{web, api}}); err != nil {
+		t.Fatal(err)
+	}
+	// The storefront is renamed (another framework's app takes us.localhost) and api is dropped.
+	shop := h.app("v2")
+	shop.App = "shop"
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c2", Apps: []pipeline.AppDeploy{shop}})
+	if err != nil {
+		t.Fatalf("deploy with a renamed app: %v", err)
+	}
+	if code, body := h.get("us.localhost", "/release"); code != 200 || body != rel.ID {
+		t.Errorf("us.localhost: %d %q", code, body)
+	}
+	if code, _ := h.get("api.us.localhost", "/release"); code != 404 {
+		t.Errorf("the dropped app still answers: %d", code)
+	}
+	for _, s := range h.s.Router.Services() {
+		if s.Name != "us/shop" {
+			t.Errorf("stale route %s", s.Name)
+		}
+	}
+}
