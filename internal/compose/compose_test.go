@@ -536,6 +536,7 @@ func TestRejectedInputsChangeNothing(t *testing.T) {
 		"absolute symlink":         {tree{"apps/web/evil": "->" + outside}, "apps/web/evil: absolute symlink"},
 		"symlink escaping the app": {tree{"apps/stores/brand/web/up": "->../../../../etc/passwd"}, "apps/stores/brand/web/up: symlink points outside"},
 		"delete with ..":           {tree{"apps/stores/brand/stores/us/web/.slipway-delete": "../api/server.js\n"}, "apps/stores/brand/stores/us/web/.slipway-delete:1: invalid delete entry"},
+		"a chain of links":         {tree{"apps/web/A": "->.", "apps/web/leak": "->A/A/A/A/../../../../etc/passwd"}, "apps/web/leak: symlink points outside the composed app"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

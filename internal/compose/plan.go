@@ -162,6 +162,14 @@ func (ap *AppPlan) merge(src Source, skip map[string]bool) (warnings []string, e
 			merged[n.Rel] = Entry{Path: n.Rel, Node: n, Layer: i}
 		}
 	}
+	// Each link was checked on its own; a chain of links (a -> ., b -> a/a/../..)
+	// can still lead out, so resolve every link through the composed tree.
+	for p, e := range merged {
+		if e.Node.Kind == Symlink && escapes(merged, p) {
+			errs = append(errs, &PlanError{File: path.Join(ap.Layers[e.Layer].Dir, e.Node.Rel),
+				Err: fmt.Errorf("%w: %s -> %s leads outside through other links", ErrSymlinkEscape, p, e.Node.Link)})
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -186,6 +194,43 @@ func checkLink(rel, target string) error {
 		return fmt.Errorf("%w: %s -> %s", ErrSymlinkEscape, rel, target)
 	}
 	return nil
+}
+
+// escapes follows the link at rel component by component through the composed
+// tree (links included, at most 40 of them) and reports whether it leaves the app.
+func escapes(merged map[string]Entry, rel string) bool {
+	split := func(p string) []string { return strings.Split(p, "/") }
+	var stack []string
+	if d := path.Dir(rel); d != "." {
+		stack = split(d)
+	}
+	parts := split(merged[rel].Node.Link)
+	budget := 40
+	for len(parts) > 0 {
+		p := parts[0]
+		parts = parts[1:]
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return true
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		stack = append(stack, p)
+		e, ok := merged[strings.Join(stack, "/")]
+		if !ok || e.Node.Kind != Symlink {
+			continue
+		}
+		if budget--; budget == 0 || path.IsAbs(e.Node.Link) {
+			return true
+		}
+		stack = stack[:len(stack)-1]
+		parts = append(split(e.Node.Link), parts...)
+	}
+	return false
 }
 
 // applyDeletes removes from merged what the layer's .slipway-delete lists.
