@@ -256,7 +256,7 @@ func TestDestructiveNeedsConfirmOnProtectedStores(t *testing.T) {
 		}
 	}
 	// Not protected: allowed past the check (then it needs a server, which is not running).
-	code, _, stderr := run(t, "deploy", "-C", dir, "--store-id", "eu", "--destructive", "--data-dir", t.TempDir())
+	code, _, stderr := run(t, "deploy", "-C", dir, "--store-id", "eu", "--destructive", "--state-dir", t.TempDir())
 	if code != 1 || !strings.Contains(stderr, "no slipway serve is running") {
 		t.Errorf("unprotected destructive: exit %d %q", code, stderr)
 	}

@@ -59,7 +59,7 @@ func TestEnvSetListUnset(t *testing.T) {
 	dir, data := envRepo(t)
 	env := func(args ...string) (int, string, string) {
 		t.Helper()
-		return runCmds(t, append([]string{"env", "-C", dir, "--data-dir", data}, args...)...)
+		return runCmds(t, append([]string{"env", "-C", dir, "--state-dir", data}, args...)...)
 	}
 	// No server yet: a clear error, exit 1.
 	if code, _, stderr := env("list", "--store-id", "us"); code != 1 || !strings.Contains(stderr, "slipway serve") {
@@ -144,7 +144,7 @@ func TestEnvRefusals(t *testing.T) {
 	serve(t, data)
 	env := func(args ...string) (int, string, string) {
 		t.Helper()
-		return runCmds(t, append([]string{"env", "-C", dir, "--data-dir", data}, args...)...)
+		return runCmds(t, append([]string{"env", "-C", dir, "--state-dir", data}, args...)...)
 	}
 	cases := []struct {
 		args []string

@@ -115,7 +115,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 	pf.StringVarP(&g.dir, "dir", "C", ".", "monorepo directory (the config file is looked up from here upwards)")
 	pf.StringVar(&g.config, "config", "", "config file (default: slipway.yaml, slipway.json or alokai.config.json)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print every step and all build output")
-	pf.StringVar(&g.data, "data-dir", "", "where Slipway keeps images, releases and runtime state (default: <root>/.slipway)")
+	pf.StringVar(&g.data, "state-dir", "", "where Slipway keeps images, releases and runtime state (default: <root>/.slipway)")
 	root.AddCommand(
 		newVersionCmd(g),
 		newValidateCmd(g),
@@ -181,7 +181,7 @@ func (g *globals) load() (*config.Config, error) {
 	return cfg, nil
 }
 
-// dataDir is --data-dir, else <root>/.slipway.
+// dataDir is --state-dir, else <root>/.slipway.
 func (g *globals) dataDir(cfg *config.Config) string {
 	if g.data != "" {
 		if abs, err := filepath.Abs(g.data); err == nil {

@@ -22,7 +22,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `serve is the long-running process on a host: the HTTP router (host names to
 the stores' live instances), the runtime driver (process: the image's files run
 as host processes, no containers needed; docker: a Docker engine), the release
-state, and a local API on <data-dir>/slipway.sock that slipway deploy, rollback,
+state, and a local API on <state-dir>/slipway.sock that slipway deploy, rollback,
 releases and status use. It also serves the embedded image store read-only at
 /v2/ on the API socket.
 
@@ -31,14 +31,14 @@ last routes at once, marks deploys that were cut short as interrupted, and stops
 instances that no route points at.`,
 		Example: `  slipway serve
   slipway serve --http 0.0.0.0:80 --driver docker
-  SLIPWAY_DATA_DIR=/var/lib/slipway slipway serve`,
+  SLIPWAY_STATE_DIR=/var/lib/slipway slipway serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dataDir := g.data
 			if dataDir == "" {
 				cfg, err := g.load()
 				if err != nil {
-					return fmt.Errorf("%w (or pass --data-dir)", err)
+					return fmt.Errorf("%w (or pass --state-dir)", err)
 				}
 				dataDir = g.dataDir(cfg)
 			}
