@@ -70,7 +70,7 @@ func (r *registryOptions) store(g *globals, cfg *config.Config, stdin io.Reader,
 	if progress != nil {
 		opts = append(opts, registry.WithProgress(progress))
 	}
-	return pipeline.RemoteStore{Remote: registry.NewRemote(opts...), Registry: strings.TrimSuffix(host, "/")}, "registry " + host, nil
+	return pipeline.RemoteStore{Remote: registry.NewRemote(opts...), Registry: strings.TrimSuffix(host, "/"), Insecure: r.insecure}, "registry " + host, nil
 }
 
 type buildOptions struct {

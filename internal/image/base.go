@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/slipway-dev/slipway/internal/regpolicy"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -134,9 +134,11 @@ func loadBase(ctx context.Context, ref string, o *baseOptions) (v1.Image, error)
 	} else {
 		ropts = append(ropts, remote.WithAuthFromKeychain(o.keychain))
 	}
-	if o.transport != nil {
-		ropts = append(ropts, remote.WithTransport(o.transport))
+	inner := o.transport
+	if inner == nil {
+		inner = remote.DefaultTransport
 	}
+	ropts = append(ropts, remote.WithTransport(regpolicy.Transport(inner, o.insecure)))
 	return remote.Image(r, ropts...)
 }
 
@@ -229,17 +231,4 @@ func platformImage(idx v1.ImageIndex, want v1.Platform) (v1.Image, error) {
 	return nil, fmt.Errorf("no image for platform %s in the index", want.String())
 }
 
-// isLoopback reports whether a registry reference names a loopback host,
-// the only hosts spoken to over plain HTTP without WithInsecure.
-func isLoopback(ref string) bool {
-	host, _, _ := strings.Cut(ref, "/")
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(ref string) bool { return regpolicy.IsLoopback(ref) }

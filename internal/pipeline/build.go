@@ -51,6 +51,8 @@ type ImageStore interface {
 type RemoteStore struct {
 	*registry.Remote
 	Registry string // host[:port][/prefix]
+	// Insecure allows plain HTTP to a registry that is not on loopback; the runtime pulls the same way.
+	Insecure bool
 }
 
 // Host implements ImageStore.
@@ -108,6 +110,7 @@ type BuiltImage struct {
 	Ref         string        `json:"ref"`
 	Digest      string        `json:"digest"`
 	DriverRef   string        `json:"driverRef"`
+	Insecure    bool          `json:"insecure,omitempty"`
 	Fingerprint string        `json:"fingerprint"`
 	UpToDate    bool          `json:"upToDate"`
 	Port        int           `json:"port"`
@@ -188,6 +191,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			app := cfg.App(ar.App)
 			u := &buildUnit{store: st, app: app, dir: ar.Dir, env: buildEnv(cfg, st.ID, app),
 				out: &BuiltImage{Store: st.ID, App: app.ID, Port: app.Port}}
+			if rs, ok := o.Store.(RemoteStore); ok {
+				u.out.Insecure = rs.Insecure
+			}
 			units = append(units, u)
 			repo, err := name.NewRepository(o.Store.Host()+"/"+st.ProjectName+"/"+app.ID, name.WeakValidation)
 			if err != nil {

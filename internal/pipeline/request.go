@@ -96,7 +96,7 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 			return DeployRequest{}, fmt.Errorf("store %s: no image for app %s", store, app.ID)
 		}
 		req.Apps = append(req.Apps, AppDeploy{
-			App: app.ID, Image: driver.Image{Ref: im.DriverRef}, Ref: im.Ref, Digest: im.Digest, Port: app.Port,
+			App: app.ID, Image: driver.Image{Ref: im.DriverRef, Insecure: im.Insecure}, Ref: im.Ref, Digest: im.Digest, Port: app.Port,
 			Health: proxy.HealthCheck{Path: app.Health.Path, Interval: app.Health.Interval.D(), Timeout: app.Health.Timeout.D(), Deadline: app.Health.Deadline.D()},
 			Hosts:  Hosts(cfg, store, app), Env: app.Env,
 		})

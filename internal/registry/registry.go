@@ -10,7 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/slipway-dev/slipway/internal/regpolicy"
 	"net/http"
 	"net/url"
 	"strings"
@@ -35,7 +35,7 @@ var (
 	// ErrUnauthorized: the registry refused the credentials (401 or 403).
 	ErrUnauthorized = errors.New("registry refused the credentials")
 	// ErrPlainHTTP: plain HTTP to a non-loopback host without Insecure.
-	ErrPlainHTTP = errors.New("plain HTTP is only allowed to loopback registries unless Insecure is set")
+	ErrPlainHTTP = regpolicy.ErrPlainHTTP
 )
 
 // Error is a failed publish: which reference, which step, and the
@@ -101,19 +101,7 @@ func redact(s string, secrets []string) string {
 	return s
 }
 
-// isLoopbackHost reports whether host (optionally with a port) is
-// 127.0.0.0/8, ::1 or localhost.
-func isLoopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopbackHost(host string) bool { return regpolicy.IsLoopback(host) }
 
 // normalize re-parses ref so that go-containerregistry may fall back to
 // plain HTTP exactly when we allow it: loopback hosts, or insecure. (On its
@@ -124,21 +112,4 @@ func normalize(ref name.Reference, insecure bool) (name.Reference, error) {
 		return ref, nil
 	}
 	return name.ParseReference(ref.Name(), name.Insecure)
-}
-
-// httpPolicy refuses plain-HTTP requests to hosts that are not loopback,
-// unless insecure: credentials must not cross a network in the clear.
-type httpPolicy struct {
-	inner    http.RoundTripper
-	insecure bool
-}
-
-func (p httpPolicy) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && !p.insecure && !isLoopbackHost(req.URL.Host) {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, fmt.Errorf("%w (%s)", ErrPlainHTTP, req.URL.Host)
-	}
-	return p.inner.RoundTrip(req)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/slipway-dev/slipway/internal/regpolicy"
 	"io"
 	"net"
 	"net/http"
@@ -145,7 +146,7 @@ func (r *Remote) secrets() []string { return secretsFor(r.o.user, r.o.password) 
 func (r *Remote) options(ctx context.Context) []remote.Option {
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(httpPolicy{inner: r.o.transport, insecure: r.o.insecure}),
+		remote.WithTransport(regpolicy.Transport(r.o.transport, r.o.insecure)),
 		remote.WithRetryBackoff(remote.Backoff{Duration: r.o.backoff, Factor: 2, Jitter: 0.1, Steps: r.o.attempts}),
 		remote.WithRetryPredicate(retryable),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,

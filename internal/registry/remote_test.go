@@ -270,40 +270,6 @@ func TestRemoteTimeoutBoundsEverything(t *testing.T) {
 	}
 }
 
-func TestPlainHTTPOnlyToLoopback(t *testing.T) {
-	t.Parallel()
-	called := false
-	p := httpPolicy{inner: roundTripFunc(func(*http.Request) (*http.Response, error) {
-		called = true
-		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-	})}
-	for url, ok := range map[string]bool{
-		"http://127.0.0.1:5000/v2/":   true,
-		"http://127.9.9.9/v2/":        true,
-		"http://[::1]:5000/v2/":       true,
-		"http://localhost:5000/v2/":   true,
-		"https://10.0.0.1:5000/v2/":   true,
-		"http://10.0.0.1:5000/v2/":    false,
-		"http://192.168.1.2/v2/":      false,
-		"http://registry.example/v2/": false,
-	} {
-		called = false
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		_, err := p.RoundTrip(req)
-		if ok != (err == nil) || ok != called {
-			t.Errorf("%s: err %v, sent %v; want allowed=%v", url, err, called, ok)
-		}
-		if !ok && !errors.Is(err, ErrPlainHTTP) {
-			t.Errorf("%s: err %v, want ErrPlainHTTP", url, err)
-		}
-	}
-	p.insecure = true
-	req, _ := http.NewRequest(http.MethodGet, "http://10.0.0.1:5000/v2/", nil)
-	if _, err := p.RoundTrip(req); err != nil {
-		t.Errorf("insecure: %v", err)
-	}
-}
-
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

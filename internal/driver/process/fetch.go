@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/regpolicy"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -176,7 +177,7 @@ func (d *Driver) fetch(ctx context.Context, im driver.Image) (v1.Image, error) {
 		return p.Image(h)
 	}
 	var nopts []name.Option
-	if im.Insecure {
+	if im.Insecure || regpolicy.IsLoopback(im.Ref) {
 		nopts = append(nopts, name.Insecure)
 	}
 	ref, err := name.NewDigest(im.Ref, nopts...)
@@ -188,8 +189,10 @@ func (d *Driver) fetch(ctx context.Context, im driver.Image) (v1.Image, error) {
 		remote.WithAuthFromKeychain(d.o.keychain),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
 	}
-	if d.o.transport != nil {
-		ropts = append(ropts, remote.WithTransport(d.o.transport))
+	inner := d.o.transport
+	if inner == nil {
+		inner = remote.DefaultTransport
 	}
+	ropts = append(ropts, remote.WithTransport(regpolicy.Transport(inner, im.Insecure)))
 	return remote.Image(ref, ropts...)
 }
