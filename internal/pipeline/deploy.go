@@ -167,11 +167,12 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		rel.Error = red.String(cause.Error())
 		rel.FinishedAt = time.Now()
 		// The record must be written even when ctx was cancelled.
+		var recErr error
 		if err := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); err != nil {
-			cause = errors.Join(cause, err)
+			recErr = fmt.Errorf("recording the failure: %w", err)
 		}
 		say(stage, "FAILED: %v", rel.Error)
-		return rel, fmt.Errorf("%w: %s: %s", ErrDeployFailed, stage, rel.Error)
+		return rel, errors.Join(fmt.Errorf("%w: %s: %s", ErrDeployFailed, stage, rel.Error), recErr)
 	}
 
 	// pre-deploy: in the running release's image.
@@ -225,8 +226,12 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	stage.Status, stage.Finished = "ok", time.Now()
 	rel.Stages = append(rel.Stages, stage)
 	rel.Stage = StageDeploy
+	if err := lock.Err(); err != nil {
+		// Our lease lapsed and someone else may be deploying: say so loudly.
+		say(StageDeploy, "warning: %v", err)
+	}
 	if err := d.State.Promote(context.WithoutCancel(ctx), rel); err != nil {
-		return rel, err
+		return rel, fmt.Errorf("recording %s as live (it serves): %w", rel.ID, err)
 	}
 	d.removeServices(ctx, stale, say)
 	for _, sa := range started {

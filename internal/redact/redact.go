@@ -59,9 +59,9 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// Writer redacts complete lines written to it before passing them to w; a
-// partial last line is held until a newline or Close, so a secret split across
-// two writes is still caught.
+// Writer redacts what is written to it before passing it to w. It holds back
+// just enough of the end (less than the longest secret) that a secret split
+// across writes, or across lines, is still caught whole; Close flushes the rest.
 func (r *Redactor) Writer(w io.Writer) io.WriteCloser {
 	return &writer{r: r, w: w}
 }
@@ -77,17 +77,37 @@ func (w *writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
-	i := bytes.LastIndexByte(w.buf, '\n')
-	if i < 0 {
-		if len(w.buf) > 64<<10 { // a very long line: flush what cannot end a secret
-			return len(p), w.flush(len(w.buf))
-		}
+	keep := 0
+	if w.r != nil && len(w.r.values) > 0 {
+		keep = len(w.r.values[0]) - 1 // values are sorted longest first
+	}
+	cut := len(w.buf) - keep
+	if cut <= 0 {
 		return len(p), nil
 	}
-	return len(p), w.flush(i + 1)
+	// Never cut through a secret that starts before the cut.
+	if w.r != nil {
+		for _, v := range w.r.values {
+			for i := 0; ; {
+				j := bytes.Index(w.buf[i:], []byte(v))
+				if j < 0 {
+					break
+				}
+				start := i + j
+				if start < cut && start+len(v) > cut {
+					cut = start
+				}
+				i = start + 1
+			}
+		}
+	}
+	return len(p), w.flush(cut)
 }
 
 func (w *writer) flush(n int) error {
+	if n <= 0 {
+		return nil
+	}
 	out := w.r.String(string(w.buf[:n]))
 	w.buf = append(w.buf[:0], w.buf[n:]...)
 	_, err := io.WriteString(w.w, out)
@@ -97,8 +117,5 @@ func (w *writer) flush(n int) error {
 func (w *writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.buf) == 0 {
-		return nil
-	}
 	return w.flush(len(w.buf))
 }

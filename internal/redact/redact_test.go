@@ -26,6 +26,18 @@ func TestRedact(t *testing.T) {
 	if got := b.String(); got != "line one [REDACTED]\npartial [REDACTED]" {
 		t.Errorf("writer: %q", got)
 	}
+	// A multi-line secret (a PEM key from NAME_FILE) split across writes.
+	pem := "-----BEGIN KEY-----\nabcdef\n-----END KEY-----"
+	r2 := New(pem)
+	var b2 strings.Builder
+	w2 := r2.Writer(&b2)
+	for _, part := range []string{"key:\n-----BEGIN", " KEY-----\nabc", "def\n-----END KEY-----\nafter\n"} {
+		w2.Write([]byte(part))
+	}
+	w2.Close()
+	if got := b2.String(); got != "key:\n[REDACTED]\nafter\n" {
+		t.Errorf("multi-line secret: %q", got)
+	}
 	var nilR *Redactor
 	if nilR.String("x") != "x" {
 		t.Error("nil redactor")

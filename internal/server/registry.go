@@ -79,15 +79,23 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		}
 		digest = d
 	}
-	raw, err := os.ReadFile(s.blobPath(digest))
-	if err != nil {
+	// Only manifests: small JSON with a config or manifests list, never a layer
+	// read into memory because someone asked for it under /manifests/.
+	const maxManifest = 4 << 20
+	if st, err := os.Stat(s.blobPath(digest)); err != nil || st.Size() > maxManifest {
 		registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no such manifest")
 		return
 	}
+	raw, err := os.ReadFile(s.blobPath(digest))
 	var mt struct {
-		MediaType string `json:"mediaType"`
+		MediaType string            `json:"mediaType"`
+		Config    json.RawMessage   `json:"config"`
+		Manifests []json.RawMessage `json:"manifests"`
 	}
-	json.Unmarshal(raw, &mt)
+	if err != nil || json.Unmarshal(raw, &mt) != nil || (mt.Config == nil && mt.Manifests == nil) {
+		registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no such manifest")
+		return
+	}
 	if mt.MediaType == "" {
 		mt.MediaType = "application/vnd.oci.image.manifest.v1+json"
 	}
