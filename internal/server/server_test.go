@@ -274,6 +274,13 @@ func TestHooksAndFailureRules(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timed out") || rel4.Stages[len(rel4.Stages)-1].Status != "timeout" {
 		t.Errorf("timeout: %v %+v", err, rel4)
 	}
+	// The hook's child (a counter written every 50 ms) died with it.
+	_, c1 := h.get("us.localhost", "/file?name=ticks")
+	time.Sleep(400 * time.Millisecond)
+	_, c2 := h.get("us.localhost", "/file?name=ticks")
+	if c1 == "" || c1 != c2 {
+		t.Errorf("something the timed-out hook started still runs: ticks %q then %q", c1, c2)
+	}
 	// post-deploy failing: the release stays live, the error says so.
 	rel5, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c5", Apps: []pipeline.AppDeploy{h.app("v5")},
 		Hooks: pipeline.Hooks{PostDeploy: pipeline.Hook{Command: "./testapp exit 4"}}})
