@@ -2,9 +2,12 @@
 // (internal/image + internal/registry) against `docker build` + `docker push`
 // of the equivalent Dockerfile, on the same base image, into the same local
 // registry, for two apps: the multistore example's Next.js storefront and a
-// generated ~50 MB node_modules-style app.
+// generated ~50 MB node_modules-style app. It also times, end to end, what a
+// user runs for an unchanged app: the `slipway build --store-id us` CLI
+// (up to date: no build, no pack, no upload) against `docker build` +
+// `docker push` of the same two apps, warm.
 //
-//	go run ./bench/image [-runs 3] [-mb 50] [-files 3500] [-seed 1] [-work DIR] [-keep]
+//	go run ./bench/image [-runs 3] [-cli-runs 9] [-mb 50] [-files 3500] [-seed 1] [-work DIR] [-keep] [-cli=false]
 //
 // It prints machine facts, every run, and a table of medians with ratios and
 // goals (PASS/MISS). It exits 0 even when a goal is missed, non-zero only when
@@ -54,6 +57,8 @@ type options struct {
 	app      string
 	coldGoal float64
 	warmGoal float64
+	cli      bool
+	cliRuns  int
 }
 
 func main() {
@@ -68,10 +73,12 @@ func main() {
 	flag.StringVar(&o.store, "store", "us", "the example's store")
 	flag.StringVar(&o.app, "app", "storefront-unified-nextjs", "the example's app")
 	flag.Float64Var(&o.coldGoal, "cold-goal", 0.3, "goal for Slipway cold / Docker cold")
-	flag.Float64Var(&o.warmGoal, "warm-goal", 0.1, "goal for Slipway unchanged rebuild / Docker warm build+push")
+	flag.Float64Var(&o.warmGoal, "warm-goal", 0.1, "goal for Slipway unchanged rebuild / Docker warm build+push (also for unchanged `slipway build` / Docker warm, end to end)")
+	flag.IntVar(&o.cliRuns, "cli-runs", 9, "timed runs of the end-to-end CLI comparison (cheap: tens of ms for slipway, under a second for docker)")
+	flag.BoolVar(&o.cli, "cli", true, "also time the `slipway build` CLI end to end (unchanged app: up to date) against Docker's warm build + push of the same apps")
 	flag.Parse()
-	if o.runs < 1 || o.mb < 1 || o.files < 10 {
-		fmt.Fprintln(os.Stderr, "bench/image: -runs and -mb must be ≥ 1, -files ≥ 10")
+	if o.runs < 1 || o.cliRuns < 1 || o.mb < 1 || o.files < 10 {
+		fmt.Fprintln(os.Stderr, "bench/image: -runs, -cli-runs and -mb must be ≥ 1, -files ≥ 10")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -231,7 +238,29 @@ func run(ctx context.Context, o options) (err error) {
 			return fmt.Errorf("%s: %w", a.id, err)
 		}
 	}
-	b.report(apps)
+
+	// 4. End to end: the slipway CLI vs the docker CLI, for an unchanged app.
+	var c *cliBench
+	if o.cli {
+		if c, err = b.prepareCLI(ctx, work); err != nil {
+			return fmt.Errorf("cli: %w", err)
+		}
+		var names []string
+		for _, a := range c.apps {
+			names = append(names, fmt.Sprintf("%s (%d files, %s)", a.label, a.files, kb(a.bytes)))
+		}
+		fmt.Printf("[cli] slipway binary built in %s; example copied to a git repository (2 commits: the example, then image.base = %s) in %s\n",
+			c.buildBin.Round(time.Millisecond), b.baseRef, c.prep.Round(time.Millisecond))
+		fmt.Printf("[cli] `slipway build --store-id %s --registry %s` builds %d apps: %s\n", o.store, c.regArg, len(c.apps), strings.Join(names, ", "))
+		fmt.Printf("[cli] first run (cold: compose, the apps' own builds, pack, push) took %s:\n", secs(c.cold.total))
+		for _, l := range strings.Split(strings.TrimRight(c.coldSummary, "\n"), "\n") {
+			fmt.Printf("[cli]   %s\n", l)
+		}
+		if err := b.measureCLI(ctx, c); err != nil {
+			return fmt.Errorf("cli: %w", err)
+		}
+	}
+	b.report(apps, c)
 	return nil
 }
 
@@ -276,7 +305,7 @@ func (b *bench) facts(ctx context.Context) error {
 	fmt.Printf("slipway    %s, go-containerregistry remote, gzip BestSpeed\n", runtime.Version())
 	fmt.Printf("registry   %s\n", firstLine(out("docker-registry", "--version")))
 	fmt.Printf("load       %s (1/5/15-min load average at start; 2 cores shared with other jobs)\n", loadavg())
-	fmt.Printf("runs       %d per measurement, medians reported; bench id %s\n", b.o.runs, b.id)
+	fmt.Printf("runs       %d per measurement (%d for the end-to-end CLI line), medians reported; bench id %s\n", b.o.runs, b.o.cliRuns, b.id)
 	return nil
 }
 
@@ -540,8 +569,8 @@ func (b *bench) check(ctx context.Context, a *app, sRef, dRef string) error {
 	return nil
 }
 
-func (b *bench) report(apps []*app) {
-	fmt.Printf("Medians of %d runs. slipway = base resolve + image.Build + registry Publish, in process; docker = `docker build` + `docker push` CLI wall time.\n\n", b.o.runs)
+func (b *bench) report(apps []*app, c *cliBench) {
+	fmt.Printf("Medians of %d runs (CLI line: %d). Packing path (first four lines): slipway = base resolve + image.Build + registry Publish, in process; docker = `docker build` + `docker push` CLI wall time.\n\n", b.o.runs, b.o.cliRuns)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
 	fmt.Fprintln(tw, "app\tmeasurement\tslipway\tdocker\tratio\tgoal\tresult\t")
 	line := func(label, what string, s, d []sample, goal float64) {
@@ -557,7 +586,25 @@ func (b *bench) report(apps []*app) {
 		line(a.label, "cold build + push (fresh repo)", a.coldS, a.coldD, b.o.coldGoal)
 		line("", "unchanged rebuild + push", a.warmS, a.warmD, b.o.warmGoal)
 	}
+	if c != nil {
+		line(fmt.Sprintf("store %s: %d apps, CLI end to end", b.o.store, len(c.apps)),
+			fmt.Sprintf("unchanged: `slipway build` vs %d× docker build + push", len(c.apps)), c.warmS, c.warmD, b.o.warmGoal)
+	}
 	tw.Flush()
+	if c != nil {
+		fmt.Printf("\nCLI end to end: slipway = one `slipway build --store-id %s --registry REG` process, wall clock (start, config, compose check, git, base resolve, fingerprints, registry HEADs; every app \"up to date\", nothing written);\n", b.o.store)
+		fmt.Printf("docker = `docker build` + `docker push` of each of the same %d apps (Dockerfile: FROM the same base, WORKDIR, COPY .deploy, ENTRYPOINT), one after the other, all cached and every layer already there.\n", len(c.apps))
+		fmt.Printf("Medians: docker build %s + docker push %s (summed over the apps); in the slipway process, for scale: `slipway version` %s (process start), `slipway compose --store-id %s` %s (start + config + compose check), the git commands it runs first (log + status) %s.\n",
+			secs(median(c.warmD, "build")), secs(median(c.warmD, "push")), secs(median(c.version, "")), b.o.store, secs(median(c.compose, "")), secs(median(c.gitDescribe, "")))
+		if !slices.ContainsFunc(c.warmS, func(s sample) bool { return s.parts == nil }) {
+			var ps []string
+			for _, k := range phaseOrder {
+				ps = append(ps, k+" "+secs(median(c.warmS, k)))
+			}
+			fmt.Printf("Where the unchanged `slipway build` spends its time (medians, split at its log lines' ms timestamps): %s.\n", strings.Join(ps, ", "))
+		}
+		fmt.Printf("Not compared: the first `slipway build`, %s (it includes composing and both apps' own builds, which Docker's side does not have).\n", secs(c.cold.total))
+	}
 
 	fmt.Printf("\nBreakdown (medians):\n")
 	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
