@@ -211,22 +211,37 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}
 	}
 
-	// 1. Find what is already published.
-	var toBuild []*buildUnit
-	for _, u := range units {
+	// 1. Find what is already published: registry round trips, so all at once.
+	done := make([]bool, len(units))
+	var cwg sync.WaitGroup
+	csem := make(chan struct{}, 8)
+	for i, u := range units {
 		if u.out.Err != nil {
 			continue
 		}
-		done, err := reuse(ctx, o.Store, u, tag)
-		if err != nil {
-			u.out.Err = err
-			continue
-		}
-		if done {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			csem <- struct{}{}
+			defer func() { <-csem }()
+			ok, err := reuse(ctx, o.Store, u, tag)
+			if err != nil {
+				u.out.Err = err
+				return
+			}
+			done[i] = ok
+		}()
+	}
+	cwg.Wait()
+	var toBuild []*buildUnit
+	for i, u := range units {
+		switch {
+		case u.out.Err != nil:
+		case done[i]:
 			logf("[%s/%s] up to date (%s)", u.store.ID, u.app.ID, short(u.out.Digest))
-			continue
+		default:
+			toBuild = append(toBuild, u)
 		}
-		toBuild = append(toBuild, u)
 	}
 
 	// 2. Build what is not, in parallel.
