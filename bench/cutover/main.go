@@ -2,7 +2,11 @@
 // once through Slipway's router and once through nginx switching upstreams
 // with a config rewrite and a reload, and counts what the visitors saw.
 //
-//	go run ./bench/cutover [-rate 300] [-duration 60s] [-deploys 20]
+//	go run ./bench/cutover [-rate 300] [-duration 60s] [-deploys 20] [-stack slipway]
+//
+// -stack slipway then runs the same load and redeploys through the whole
+// product (slipway serve, the multistore example, slipway deploy
+// --deploy-only); see stack.go.
 //
 // See README.md. A failed request is reported, not an error: the command
 // fails only when the harness itself does.
@@ -42,6 +46,8 @@ type options struct {
 	grace         time.Duration
 	systems       string
 	sequential    bool
+	stack         string
+	keep          bool
 }
 
 func main() {
@@ -57,6 +63,8 @@ func main() {
 	flag.DurationVar(&o.grace, "grace", 0, "nginx: wait after a reload before stopping the old backend (default: -slow + 1s)")
 	flag.StringVar(&o.systems, "systems", "slipway,nginx", "which systems to run")
 	flag.BoolVar(&o.sequential, "sequential", false, "run the systems one after the other instead of side by side")
+	flag.StringVar(&o.stack, "stack", "", "also run the full stack afterwards: \"slipway\" = slipway serve + the multistore example, redeployed with `slipway deploy --deploy-only` (see README)")
+	flag.BoolVar(&o.keep, "keep", false, "-stack: keep the temporary directory (binary, repository, serve.log, state)")
 	flag.Parse()
 	if o.grace == 0 {
 		o.grace = o.slow + time.Second
@@ -123,6 +131,26 @@ type report struct {
 }
 
 func bench(ctx context.Context, o options) error {
+	switch o.stack {
+	case "", "slipway":
+	default:
+		return fmt.Errorf("unknown -stack %q (want slipway)", o.stack)
+	}
+	var reports []report
+	if o.systems != "none" && o.systems != "" {
+		var err error
+		if reports, err = benchRouters(ctx, o); err != nil {
+			return err
+		}
+	}
+	if o.stack == "" {
+		return nil
+	}
+	return runStack(ctx, o, reports)
+}
+
+// benchRouters is the router-level comparison.
+func benchRouters(ctx context.Context, o options) ([]report, error) {
 	mode := "side by side"
 	if o.sequential {
 		mode = "one after the other"
@@ -147,7 +175,7 @@ func bench(ctx context.Context, o options) error {
 			}
 			jobs = append(jobs, job{name, func(b *proxybench.Child) (system, error) { return newNginx(bin, b, o.grace) }, proxybench.NginxVersion(bin)})
 		default:
-			return fmt.Errorf("unknown system %q", name)
+			return nil, fmt.Errorf("unknown system %q", name)
 		}
 	}
 	reports := make([]report, len(jobs))
@@ -171,11 +199,11 @@ func bench(ctx context.Context, o options) error {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return fmt.Errorf("%s: %w", jobs[i].name, err)
+			return nil, fmt.Errorf("%s: %w", jobs[i].name, err)
 		}
 	}
 	printReports(o, reports)
-	return nil
+	return reports, nil
 }
 
 // runSystem starts release 0 behind the system, runs the load, and
