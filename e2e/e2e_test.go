@@ -598,7 +598,9 @@ func (p *project) expectOnlyLive(live string, n int) {
 	procs := p.ownedProcs()
 	bad := 0
 	for _, hp := range procs {
-		if hp.Release != live || !strings.HasPrefix(hp.Cmdline, "node ") {
+		// An instance is the app's node process (argv[0] "node" or a path to it).
+		argv0, _, _ := strings.Cut(hp.Cmdline, " ")
+		if hp.Release != live || filepath.Base(argv0) != "node" {
 			bad++
 			p.t.Errorf("orphan: %s (want only instances of %s)", hp, live)
 		}

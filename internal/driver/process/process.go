@@ -298,12 +298,18 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 
 	// The record is written under the lock before the process can be
 	// reaped, so its exit is always recorded over a complete record.
+	openGate, abortGate, err := gateStart(cmd)
+	if err != nil {
+		return fail(err)
+	}
 	unlock, err := d.lockState()
 	if err != nil {
+		abortGate()
 		return fail(err)
 	}
 	if err := cmd.Start(); err != nil {
 		unlock()
+		abortGate()
 		os.Remove(d.logPath(id))
 		return fail(fmt.Errorf("running %s: %w", cmd.Path, err))
 	}
@@ -326,9 +332,15 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	}
 	err = d.writeRecord(rec)
 	unlock()
+	if err == nil {
+		err = openGate()
+	} else {
+		abortGate()
+	}
 	if err != nil {
 		signalGroup(pid, syscall.SIGKILL)
 		cmd.Wait()
+		d.removeRecord(id)
 		os.Remove(d.logPath(id))
 		return fail(fmt.Errorf("recording the instance: %w", err))
 	}

@@ -109,8 +109,19 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	// The hook is recorded like an instance (role=hook) while it runs, so
 	// that if Slipway dies meanwhile the next Driver lists and stops it.
 	// The record is written under the lock before the process can exit.
+	openGate, abortGate, err := gateStart(cmd)
+	if err != nil {
+		closeAll(stdout)
+		if stderr != stdout {
+			closeAll(stderr)
+		}
+		closeAll(readers...)
+		drains.Wait()
+		return fail(err)
+	}
 	unlock, err := d.lockState()
 	if err != nil {
+		abortGate()
 		closeAll(stdout)
 		if stderr != stdout {
 			closeAll(stderr)
@@ -126,6 +137,7 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	}
 	if err != nil {
 		unlock()
+		abortGate()
 		closeAll(readers...)
 		drains.Wait()
 		return fail(fmt.Errorf("starting %s: %w", cmd.Path, err))
@@ -134,7 +146,13 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	rec := d.hookRecord(spec, u, pgid)
 	err = d.writeRecord(rec)
 	unlock()
+	if err == nil {
+		err = openGate()
+	} else {
+		abortGate()
+	}
 	if err != nil {
+		d.removeRecord(rec.ID)
 		signalGroup(pgid, syscall.SIGKILL)
 		cmd.Wait()
 		closeAll(readers...)
