@@ -55,10 +55,19 @@ func OpenLayout(dir string) (*Layout, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); errors.Is(err, os.ErrNotExist) {
-		empty := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-		raw, _ := json.Marshal(empty)
-		if err := writeAtomic(filepath.Join(dir, "index.json"), raw); err != nil {
+		// Under the lock, and only if still missing: another handle (another
+		// process) may have created it and published into it meanwhile.
+		unlock, err := l.lock()
+		if err != nil {
 			return nil, fmt.Errorf("opening image layout %s: %w", dir, err)
+		}
+		defer unlock()
+		if _, err := os.Stat(filepath.Join(dir, "index.json")); errors.Is(err, os.ErrNotExist) {
+			empty := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+			raw, _ := json.Marshal(empty)
+			if err := writeAtomic(filepath.Join(dir, "index.json"), raw); err != nil {
+				return nil, fmt.Errorf("opening image layout %s: %w", dir, err)
+			}
 		}
 	}
 	return l, nil
