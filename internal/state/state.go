@@ -270,26 +270,17 @@ func (d *DB) Releases(ctx context.Context, store string, limit int) ([]*Release,
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := d.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE store=? ORDER BY number DESC LIMIT ?", store, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Release
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return d.queryReleases(ctx, "SELECT "+releaseCols+" FROM releases WHERE store=? ORDER BY number DESC LIMIT ?", store, limit)
 }
 
 // Unfinished returns releases left pending or deploying, oldest first: after a
 // crash these are what recovery looks at.
 func (d *DB) Unfinished(ctx context.Context) ([]*Release, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE status IN (?, ?) ORDER BY created_at", StatusPending, StatusDeploying)
+	return d.queryReleases(ctx, "SELECT "+releaseCols+" FROM releases WHERE status IN (?, ?) ORDER BY created_at", StatusPending, StatusDeploying)
+}
+
+func (d *DB) queryReleases(ctx context.Context, q string, args ...any) ([]*Release, error) {
+	rows, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -355,18 +346,5 @@ func (d *DB) KeepDigests(ctx context.Context, n int) ([]string, error) {
 // CutOver returns live releases whose deploy never finished: their process died
 // after the cutover, during post-deploy or verify.
 func (d *DB) CutOver(ctx context.Context) ([]*Release, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE status = ? AND finished_at = 0 ORDER BY created_at", StatusLive)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Release
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return d.queryReleases(ctx, "SELECT "+releaseCols+" FROM releases WHERE status = ? AND finished_at = 0 ORDER BY created_at", StatusLive)
 }
