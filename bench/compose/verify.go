@@ -144,14 +144,15 @@ func compareTrees(a, b string) (int, error) {
 // verifyModel checks .out against the composition the generator defines: for every
 // deployable store exactly the expected files, each with the mode and content of
 // the nearest layer's file, in directories of mode 0755; nothing else in .out but
-// the stores and slipway's state directory. It returns the number of files checked.
+// the stores, slipway's state directory and the .gitignore that keeps .out out of
+// git. It returns the number of files checked.
 func verifyModel(m *model, out string) (int, error) {
 	pr := &problems{}
 	top, err := os.ReadDir(out)
 	if err != nil {
 		return 0, err
 	}
-	want := map[string]bool{".slipway": true}
+	want := map[string]bool{".slipway": true, ".gitignore": true}
 	for _, id := range m.deployable() {
 		want[id] = true
 	}
