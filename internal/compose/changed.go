@@ -130,7 +130,7 @@ func (c *Composer) Changed(ctx context.Context, ref string) ([]Change, error) {
 	case err != nil:
 		return nil, fmt.Errorf("loading the config at %s: %w", ref, err)
 	}
-	src := &listCache{Source: gitSource{tree}, m: map[string][]Node{}}
+	src := &listCache{Source: gitSource{tree}, m: map[string]*listing{}}
 	var out []Change
 	for i, id := range ids {
 		ch := Change{Store: id}

@@ -72,7 +72,7 @@ func New(cfg *config.Config, opts ...Option) *Composer {
 	for _, o := range opts {
 		o(c)
 	}
-	c.list = &listCache{Source: c.src, m: map[string][]Node{}}
+	c.list = &listCache{Source: c.src, m: map[string]*listing{}}
 	return c
 }
 
@@ -106,20 +106,20 @@ func (c *Composer) PlanAll(ctx context.Context, storeIDs []string) ([]*StorePlan
 	c.loadHashes()
 	plans := make([]*StorePlan, len(storeIDs))
 	fps := make([][]string, len(storeIDs))
-	var errs []error
-	for i, id := range storeIDs {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		sp, err := Plan(c.cfg, c.list, id)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		plans[i] = sp
+	planErrs := make([]error, len(storeIDs))
+	idx := make([]int, len(storeIDs))
+	for i := range idx {
+		idx[i] = i
 	}
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
+	// Stores plan independently (layer listings are shared through the cache).
+	if err := parallel(ctx, runtime.GOMAXPROCS(0), idx, func(i int) error {
+		plans[i], planErrs[i] = Plan(c.cfg, c.list, storeIDs[i])
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	if err := errors.Join(planErrs...); err != nil {
+		return nil, nil, err
 	}
 	// Hash every distinct source file once, in parallel; stores share most of them.
 	var mu sync.Mutex
@@ -319,7 +319,11 @@ func (c *Composer) materialise(ctx context.Context, sp *StorePlan, fps []string,
 	}
 	ws := desired(sp)
 	m := c.loadManifest(id)
-	existing, err := scanTree(dir)
+	hint := len(ws)
+	if m != nil {
+		hint = len(m.Files)
+	}
+	existing, err := scanTree(dir, hint)
 	if err != nil {
 		return r, err
 	}
@@ -546,28 +550,57 @@ func parallel[T any](ctx context.Context, n int, items []T, fn func(T) error) er
 	return first
 }
 
-// listCache shares layer listings between stores: a base app is listed once per run, not once per store.
+// listCache shares layer listings between stores: a base app is listed once per
+// run, not once per store, even when stores are planned at the same time.
 type listCache struct {
 	Source
 	mu sync.Mutex
-	m  map[string][]Node
+	m  map[string]*listing
+	// prefixes holds merged layer prefixes (a base app, base + brand, ...) by layer dirs.
+	prefixes map[string]map[string]Entry
+}
+
+func prefixKey(ls []Layer) string {
+	var b strings.Builder
+	for _, l := range ls {
+		b.WriteString(l.Dir)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func (l *listCache) merged(ls []Layer) (map[string]Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.prefixes[prefixKey(ls)]
+	return m, ok
+}
+
+func (l *listCache) keepMerged(ls []Layer, m map[string]Entry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.prefixes == nil {
+		l.prefixes = map[string]map[string]Entry{}
+	}
+	l.prefixes[prefixKey(ls)] = m
+}
+
+type listing struct {
+	once  sync.Once
+	nodes []Node
+	err   error
 }
 
 func (l *listCache) List(dir string, skip map[string]bool) ([]Node, error) {
 	l.mu.Lock()
-	nodes, ok := l.m[dir]
-	l.mu.Unlock()
-	if ok {
-		return nodes, nil
+	e, ok := l.m[dir]
+	if !ok {
+		e = &listing{}
+		l.m[dir] = e
 	}
-	nodes, err := l.Source.List(dir, skip)
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.m[dir] = nodes
 	l.mu.Unlock()
-	return nodes, nil
+	e.once.Do(func() { e.nodes, e.err = l.Source.List(dir, skip) })
+	return e.nodes, e.err
 }
 
 var _ Source = (*listCache)(nil)

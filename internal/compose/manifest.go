@@ -126,11 +126,11 @@ type scanned struct {
 
 // scanTree lstats everything below dir; nil (no error) when dir does not exist.
 // Directories are read in parallel: on a warm cache this is bound by syscalls, not disk.
-func scanTree(dir string) (map[string]scanned, error) {
+func scanTree(dir string, sizeHint int) (map[string]scanned, error) {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	out := map[string]scanned{}
+	out := make(map[string]scanned, sizeHint)
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -111,6 +112,18 @@ func Plan(cfg *config.Config, src Source, storeID string) (*StorePlan, error) {
 
 func (ap *AppPlan) merge(src Source, skip map[string]bool) (warnings []string, err error) {
 	merged := map[string]Entry{}
+	// Stores share their ancestors' layers: start from the longest merged
+	// prefix another store of this run already computed.
+	cache, _ := src.(*listCache)
+	start := 0
+	if cache != nil {
+		for k := len(ap.Layers) - 1; k >= 1; k-- {
+			if m, ok := cache.merged(ap.Layers[:k]); ok {
+				merged, start = maps.Clone(m), k
+				break
+			}
+		}
+	}
 	removeTree := func(p string) {
 		delete(merged, p)
 		prefix := p + "/"
@@ -121,7 +134,8 @@ func (ap *AppPlan) merge(src Source, skip map[string]bool) (warnings []string, e
 		}
 	}
 	var errs []error
-	for i, l := range ap.Layers {
+	for i := start; i < len(ap.Layers); i++ {
+		l := ap.Layers[i]
 		nodes, err := src.List(l.Dir, skip)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing %s: %w", l.Dir, err))
@@ -160,6 +174,9 @@ func (ap *AppPlan) merge(src Source, skip map[string]bool) (warnings []string, e
 				}
 			}
 			merged[n.Rel] = Entry{Path: n.Rel, Node: n, Layer: i}
+		}
+		if cache != nil && len(errs) == 0 && i < len(ap.Layers)-1 {
+			cache.keepMerged(ap.Layers[:i+1], maps.Clone(merged))
 		}
 	}
 	// Each link was checked on its own; a chain of links (a -> ., b -> a/a/../..)
