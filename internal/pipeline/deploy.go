@@ -506,10 +506,18 @@ func (d *Deployer) swapAll(ctx context.Context, req DeployRequest, started []*st
 	old := map[string][]string{}
 	if len(errs) > 0 {
 		for i, sa := range started {
-			if results[i].err != nil || len(results[i].prev) == 0 {
+			if results[i].err != nil {
 				continue
 			}
 			svc := service(req.Store, sa.app.App)
+			if len(results[i].prev) == 0 {
+				// A first deploy of this app: there is nothing to go back to, and its
+				// new instances are about to stop, so it goes offline, not to dead targets.
+				if _, err := d.Router.Remove(context.WithoutCancel(ctx), svc); err != nil {
+					errs = append(errs, fmt.Errorf("taking %s offline: %w", svc, err))
+				}
+				continue
+			}
 			if _, err := d.Router.Deploy(context.WithoutCancel(ctx), proxy.DeployRequest{Service: svc, Targets: results[i].prev, Health: sa.app.Health}); err != nil {
 				errs = append(errs, fmt.Errorf("moving %s back: %w", svc, err))
 			}

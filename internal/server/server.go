@@ -155,10 +155,15 @@ func (s *Server) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	servingRelease := map[string]bool{}
+	// release -> apps of it that serve a route
+	servingApps := map[string]map[string]bool{}
 	for _, in := range insts {
 		if in.Labels[driver.LabelRole] == "web" && routed[in.Addr] && in.State == "running" {
-			servingRelease[in.Labels[driver.LabelRelease]] = true
+			rel := in.Labels[driver.LabelRelease]
+			if servingApps[rel] == nil {
+				servingApps[rel] = map[string]bool{}
+			}
+			servingApps[rel][in.Labels[driver.LabelApp]] = true
 		}
 	}
 	unfinished, err := s.State.Unfinished(ctx)
@@ -167,10 +172,19 @@ func (s *Server) recover(ctx context.Context) error {
 	}
 	for _, r := range unfinished {
 		r.FinishedAt = time.Now()
-		if servingRelease[r.ID] {
+		if apps := servingApps[r.ID]; len(apps) > 0 {
 			// The swap happened before the deploying process died: this release serves.
 			r.Stage = pipeline.StagePostDeploy
 			r.Error = "interrupted after the cutover: post-deploy and verify did not run"
+			for app := range r.Images {
+				if !apps[app] {
+					// Died between two apps' swaps: say so rather than pretend all of it serves.
+					r.Stage = pipeline.StageDeploy
+					r.Error = fmt.Sprintf("interrupted during the cutover: app %s still runs the previous release; redeploy the store", app)
+					s.log.Warn("release only partly cut over", "release", r.ID, "app", app)
+					break
+				}
+			}
 			if err := s.State.Promote(ctx, r); err != nil {
 				return err
 			}
