@@ -187,8 +187,10 @@ func TestPublishedOnLoopbackOnly(t *testing.T) {
 }
 
 // TestRestartKeepsAddr: the engine restarts a crashed instance (restart
-// policy unless-stopped) and it answers on the same Addr again; Wait
-// reports the crash's exit code.
+// policy unless-stopped) and it answers on the same Addr again. Wait returns
+// on the crash; its code is not checked here: with a restart policy, Docker
+// 20.10 sometimes reports the already restarted container's 0 (exit codes
+// are checked by the conformance suite, which runs without one).
 func TestRestartKeepsAddr(t *testing.T) {
 	e := newDriver(t)
 	if !e.d.Capabilities().Restart {
@@ -209,8 +211,8 @@ func TestRestartKeepsAddr(t *testing.T) {
 	get(t, inst.Addr, "/crash")
 	select {
 	case code := <-waited:
-		if code != 3 {
-			t.Errorf("Wait: %d, want 3", code)
+		if code != 3 && code != 0 {
+			t.Errorf("Wait: %d, want the crash's 3 (or 0 when the restart won the race)", code)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Wait did not return after the crash")
