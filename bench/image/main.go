@@ -22,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -166,7 +167,7 @@ func run(ctx context.Context, o options) (err error) {
 	if b.reg, err = startRegistry(ctx, work); err != nil {
 		return err
 	}
-	base, err := buildBaseImage(work)
+	base, err := testenv.BuildNodeImage()
 	if err != nil {
 		return fmt.Errorf("building the base image: %w", err)
 	}

@@ -140,3 +140,21 @@ func buildNodeImage(base v1.Image, node string) (v1.Image, error) {
 	cf.Config.Labels = map[string]string{"org.opencontainers.image.title": "slipway-testenv-node"}
 	return mutate.ConfigFile(img, cf)
 }
+
+// BuildNodeImage builds NodeImage's image outside a test (for benchmarks):
+// the static busybox image plus the host's node and the libraries it links.
+func BuildNodeImage() (v1.Image, error) {
+	bb, err := findBusybox()
+	if err != nil {
+		return nil, fmt.Errorf("no static busybox (Debian package busybox-static): %w", err)
+	}
+	base, err := buildBusyboxImage(bb)
+	if err != nil {
+		return nil, err
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("node is not installed: %w", err)
+	}
+	return buildNodeImage(base, node)
+}
