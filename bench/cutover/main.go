@@ -257,24 +257,7 @@ func runSystem(ctx context.Context, o options, start func(*proxybench.Child) (sy
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	deploysDone := make(chan struct{})
-	// The load runs for the duration, and on until the last deploy has
-	// finished and its slow requests could have completed.
-	go func() {
-		select {
-		case <-time.After(o.duration):
-		case <-loadCtx.Done():
-			return
-		}
-		select {
-		case <-deploysDone:
-			select {
-			case <-time.After(o.slow + 500*time.Millisecond):
-			case <-loadCtx.Done():
-			}
-		case <-loadCtx.Done():
-		}
-		stopLoad()
-	}()
+	go stopLoadAfter(loadCtx, o, deploysDone, stopLoad)
 
 	// The deploys, on schedule, each in its own goroutine: a deploy does
 	// not wait for the previous one's drain (Slipway orders them itself).
@@ -667,4 +650,23 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// stopLoadAfter ends the load (stop) after the duration, and not before the last
+// deploy finished (deploysDone) and its slow requests could have completed.
+func stopLoadAfter(ctx context.Context, o options, deploysDone <-chan struct{}, stop func()) {
+	select {
+	case <-time.After(o.duration):
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-deploysDone:
+		select {
+		case <-time.After(o.slow + 500*time.Millisecond):
+		case <-ctx.Done():
+		}
+	case <-ctx.Done():
+	}
+	stop()
 }

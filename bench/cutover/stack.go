@@ -517,22 +517,7 @@ func loadStack(ctx context.Context, o options, s *stackRun) (stackResult, error)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	deploysDone := make(chan struct{})
-	go func() {
-		select {
-		case <-time.After(o.duration):
-		case <-loadCtx.Done():
-			return
-		}
-		select {
-		case <-deploysDone:
-			select {
-			case <-time.After(o.slow + 500*time.Millisecond):
-			case <-loadCtx.Done():
-			}
-		case <-loadCtx.Done():
-		}
-		stopLoad()
-	}()
+	go stopLoadAfter(loadCtx, o, deploysDone, stopLoad)
 
 	// The deploy-only runs, one after the other: the k-th no earlier than
 	// k/(deploys+1) of the duration, and never before the previous returned.
