@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -225,8 +227,8 @@ func TestCollectPresetsAndGlobs(t *testing.T) {
 // TestExampleAppsBuildAndRun builds the example's base apps for real with node
 // and starts their production entrypoint from .deploy alone.
 func TestExampleAppsBuildAndRun(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
+	if testenv.Node(t) == "" {
+		return
 	}
 	_, file, _, _ := runtime.Caller(0)
 	apps := filepath.Join(filepath.Dir(file), "..", "..", "examples", "multistore", "apps")

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -195,8 +197,8 @@ func gitInit(t *testing.T, dir string) {
 }
 
 func TestBuildCommand(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
+	if testenv.Node(t) == "" {
+		return
 	}
 	dir := example(t, "multistore")
 	gitInit(t, dir)

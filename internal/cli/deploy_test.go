@@ -5,20 +5,20 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/server"
 	"github.com/slipway-dev/slipway/internal/state"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // TestDeployOnlyAppliesEnvWithoutRebuild: env set, then a deploy-only job reuses
 // the live images (same digests, no build) with the new env, as a new release.
 func TestDeployOnlyAppliesEnvWithoutRebuild(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
+	if testenv.Node(t) == "" {
+		return
 	}
 	dir := example(t, "multistore")
 	gitInit(t, dir)

@@ -38,8 +38,8 @@ func git(t *testing.T, dir string, args ...string) {
 // exampleRepo copies examples/multistore into a fresh git repository.
 func exampleRepo(t *testing.T, extraConfig string) string {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
+	if testenv.Node(t) == "" {
+		return ""
 	}
 	_, file, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(file), "..", "..", "examples", "multistore")
