@@ -202,43 +202,40 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		}
 	}
 
-	// deploy: start, gate all, swap all, drain, stop the old.
+	// deploy: start, then one cutover of every app (gate, swap, drain), stop the old.
 	stage := state.Stage{Name: StageDeploy, Started: time.Now()}
 	started, err := d.startAll(ctx, rel, req, say)
 	if err != nil {
 		d.stopAll(started)
 		return fail(StageDeploy, err)
 	}
-	if err := d.gateAll(ctx, req, started, say); err != nil {
-		d.stopAll(started)
-		return fail(StageDeploy, err)
-	}
-	// Apps the store no longer has (removed, renamed, another framework) lose
-	// their routes: those whose host names a new app takes, right before the
-	// swap; the others after it.
-	stale, conflicting := d.staleServices(req)
-	d.removeServices(ctx, conflicting, say)
-	old, err := d.swapAll(ctx, req, started, say)
+	var promoteErr error
+	cut, err := d.Router.DeployAll(ctx, d.cutover(req, started, func() {
+		// Live from the swap on: recorded now, not after the drain.
+		stage.Status, stage.Finished = "ok", time.Now()
+		rel.Stages = append(rel.Stages, stage)
+		rel.Stage = StageDeploy
+		promoteErr = d.State.Promote(context.WithoutCancel(ctx), rel)
+		say(StageDeploy, "live: %s", strings.Join(allHosts(req), ", "))
+	}))
 	if err != nil {
 		d.stopAll(started)
 		return fail(StageDeploy, err)
 	}
-	stage.Status, stage.Finished = "ok", time.Now()
-	rel.Stages = append(rel.Stages, stage)
-	rel.Stage = StageDeploy
 	if err := lock.Err(); err != nil {
 		// Our lease lapsed and someone else may be deploying: say so loudly.
 		say(StageDeploy, "warning: %v", err)
 	}
-	if err := d.State.Promote(context.WithoutCancel(ctx), rel); err != nil {
-		return rel, fmt.Errorf("recording %s as live (it serves): %w", rel.ID, err)
+	for _, n := range cut.Removed {
+		say(StageDeploy, "%s is no longer part of the store: its route is removed", n)
 	}
-	d.removeServices(ctx, stale, say)
+	if promoteErr != nil {
+		return rel, fmt.Errorf("recording %s as live (it serves): %w", rel.ID, promoteErr)
+	}
 	for _, sa := range started {
 		d.remember(sa, req, sa.specs)
 	}
-	say(StageDeploy, "live: %s", strings.Join(allHosts(req), ", "))
-	d.stopOld(context.WithoutCancel(ctx), req, old, rel.ID, say)
+	d.stopOld(context.WithoutCancel(ctx), req, rel.ID, say)
 	d.prune(context.WithoutCancel(ctx), say)
 
 	// post-deploy: in the new, active release. A failure leaves it live.
@@ -440,24 +437,6 @@ func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployR
 	return out, nil
 }
 
-func (d *Deployer) gateAll(ctx context.Context, req DeployRequest, started []*startedApp, say func(string, string, ...any)) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(started))
-	for i, sa := range started {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = proxy.Gate(ctx, service(req.Store, sa.app.App), addrs(sa.instances), sa.app.Health)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	say(StageDeploy, "all new instances healthy")
-	return nil
-}
-
 func service(store, app string) string { return store + "/" + app }
 
 func addrs(is []driver.Instance) []string {
@@ -468,109 +447,36 @@ func addrs(is []driver.Instance) []string {
 	return out
 }
 
-// swapAll moves every app's route to its new instances; if one fails, the apps
-// already swapped are moved back, so the store never runs half of a release.
-func (d *Deployer) swapAll(ctx context.Context, req DeployRequest, started []*startedApp, say func(string, string, ...any)) (map[string][]string, error) {
-	type result struct {
-		old  []string
-		prev []string
-		err  error
+// cutover is the router request that moves every app of the store to its
+// new instances at once and removes the routes of apps the store no longer
+// has (removed, renamed, another framework) in the same swap.
+func (d *Deployer) cutover(req DeployRequest, started []*startedApp, swapped func()) proxy.Cutover {
+	c := proxy.Cutover{DrainTimeout: req.DrainTimeout, Swapped: swapped, Remove: d.staleServices(req)}
+	for _, sa := range started {
+		c.Services = append(c.Services, proxy.DeployRequest{Service: service(req.Store, sa.app.App), Hosts: sa.app.Hosts,
+			Targets: addrs(sa.instances), Health: sa.app.Health})
 	}
-	results := make([]result, len(started))
-	prevTargets := map[string][]string{}
-	for _, s := range d.Router.Services() {
-		for _, t := range s.Targets {
-			prevTargets[s.Name] = append(prevTargets[s.Name], t.Address)
-		}
-	}
-	var wg sync.WaitGroup
-	drain := req.DrainTimeout
-	for i, sa := range started {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			svc := service(req.Store, sa.app.App)
-			// The gate already passed: this one only confirms, then swaps and drains.
-			res, err := d.Router.Deploy(context.WithoutCancel(ctx), proxy.DeployRequest{Service: svc, Hosts: sa.app.Hosts,
-				Targets: addrs(sa.instances), Health: sa.app.Health, DrainTimeout: drain})
-			results[i] = result{old: res.Old, prev: prevTargets[svc], err: err}
-		}()
-	}
-	wg.Wait()
-	var errs []error
-	for _, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
-		}
-	}
-	old := map[string][]string{}
-	if len(errs) > 0 {
-		for i, sa := range started {
-			if results[i].err != nil {
-				continue
-			}
-			svc := service(req.Store, sa.app.App)
-			if len(results[i].prev) == 0 {
-				// A first deploy of this app: there is nothing to go back to, and its
-				// new instances are about to stop, so it goes offline, not to dead targets.
-				if _, err := d.Router.Remove(context.WithoutCancel(ctx), svc); err != nil {
-					errs = append(errs, fmt.Errorf("taking %s offline: %w", svc, err))
-				}
-				continue
-			}
-			if _, err := d.Router.Deploy(context.WithoutCancel(ctx), proxy.DeployRequest{Service: svc, Targets: results[i].prev, Health: sa.app.Health}); err != nil {
-				errs = append(errs, fmt.Errorf("moving %s back: %w", svc, err))
-			}
-		}
-		return nil, errors.Join(errs...)
-	}
-	for i, sa := range started {
-		old[sa.app.App] = results[i].old
-	}
-	return old, nil
+	return c
 }
 
-// staleServices returns the store's routed services that the request does not
-// deploy, split by whether a new app claims one of their host names.
-func (d *Deployer) staleServices(req DeployRequest) (stale, conflicting []string) {
+// staleServices returns the store's routed services that the request does not deploy.
+func (d *Deployer) staleServices(req DeployRequest) []string {
 	wanted := map[string]bool{}
-	hosts := map[string]bool{}
 	for _, a := range req.Apps {
 		wanted[service(req.Store, a.App)] = true
-		for _, h := range a.Hosts {
-			hosts[strings.ToLower(h)] = true
-		}
 	}
+	var stale []string
 	for _, s := range d.Router.Services() {
-		if !strings.HasPrefix(s.Name, req.Store+"/") || wanted[s.Name] {
-			continue
-		}
-		clash := false
-		for _, h := range s.Hosts {
-			clash = clash || hosts[strings.ToLower(h)]
-		}
-		if clash {
-			conflicting = append(conflicting, s.Name)
-		} else {
+		if strings.HasPrefix(s.Name, req.Store+"/") && !wanted[s.Name] {
 			stale = append(stale, s.Name)
 		}
 	}
-	return stale, conflicting
-}
-
-func (d *Deployer) removeServices(ctx context.Context, names []string, say func(string, string, ...any)) {
-	for _, n := range names {
-		if _, err := d.Router.Remove(ctx, n); err != nil {
-			say(StageDeploy, "removing the route of %s: %v", n, err)
-			continue
-		}
-		say(StageDeploy, "%s is no longer part of the store: its route is removed", n)
-	}
+	return stale
 }
 
 // stopOld stops the store's instances that belong to other releases: the drained
 // old ones, and any orphans a crashed deploy left behind.
-func (d *Deployer) stopOld(ctx context.Context, req DeployRequest, _ map[string][]string, release string, say func(string, string, ...any)) {
+func (d *Deployer) stopOld(ctx context.Context, req DeployRequest, release string, say func(string, string, ...any)) {
 	insts, err := d.Driver.List(ctx, map[string]string{driver.LabelProject: req.Project, driver.LabelStore: req.Store, driver.LabelRole: "web"})
 	if err != nil {
 		say(StageDeploy, "listing old instances: %v", err)

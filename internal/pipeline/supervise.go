@@ -157,10 +157,6 @@ func (d *Deployer) restart(ctx context.Context, r *supervised, targets []string,
 	if err != nil {
 		return err
 	}
-	if err := proxy.Gate(ctx, r.service, []string{in.Addr}, r.health); err != nil {
-		d.Driver.Stop(context.WithoutCancel(ctx), in.ID)
-		return err
-	}
 	next := make([]string, 0, len(targets))
 	for _, t := range targets {
 		if t == r.inst.Addr {
@@ -168,6 +164,7 @@ func (d *Deployer) restart(ctx context.Context, r *supervised, targets []string,
 		}
 		next = append(next, t)
 	}
+	// Deploy gates the new instance (the others already serve) before it gets traffic.
 	if _, err := d.Router.Deploy(ctx, proxy.DeployRequest{Service: r.service, Targets: next, Health: r.health, DrainTimeout: time.Second}); err != nil {
 		d.Driver.Stop(context.WithoutCancel(ctx), in.ID)
 		return err

@@ -25,6 +25,9 @@ type DeployRequest struct {
 	// DrainTimeout bounds how long replaced targets may finish in-flight
 	// requests before what remains is closed. Default: the router's (30s).
 	DrainTimeout time.Duration
+	// Maintenance, with no Targets, is the message of the 503 page the
+	// service's hosts answer (slipway stop); empty gives the default page.
+	Maintenance string
 }
 
 // DeployResult reports a deploy that swapped.
@@ -61,117 +64,13 @@ type DeployResult struct {
 // other. Once the swap happened, Deploy waits for the drain whatever ctx
 // says, so that when it returns the old targets can always be stopped.
 func (r *Router) Deploy(ctx context.Context, req DeployRequest) (DeployResult, error) {
-	res := DeployResult{Service: req.Service}
-	if err := req.normalize(); err != nil {
-		return res, fmt.Errorf("deploying %q: %w", req.Service, err)
-	}
-	if req.DrainTimeout <= 0 {
-		req.DrainTimeout = r.cfg.drainTimeout
-	}
-	unlock, err := r.lockService(ctx, req.Service)
+	res, err := r.DeployAll(ctx, Cutover{Services: []DeployRequest{req}, DrainTimeout: req.DrainTimeout})
 	if err != nil {
-		return res, fmt.Errorf("deploying %q: %w", req.Service, err)
+		return DeployResult{Service: req.Service}, err
 	}
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
-
-	// Snapshot the current state; only deploys of this service change it,
-	// and we hold its lock.
-	r.mu.Lock()
-	svc := r.services[req.Service]
-	hosts := req.Hosts
-	var current []*target
-	if svc != nil {
-		current = svc.active.Load().targets
-		if len(hosts) == 0 {
-			hosts = svc.hosts
-		}
-	}
-	err = r.checkHostsLocked(req.Service, hosts)
-	r.mu.Unlock()
-	if err != nil {
-		return res, fmt.Errorf("deploying %q: %w", req.Service, err)
-	}
-
-	// Build the new set, keeping target objects already serving so that
-	// their in-flight accounting carries over.
-	next := &targetSet{}
-	var fresh []*target
-	for _, addr := range req.Targets {
-		i := slices.IndexFunc(current, func(t *target) bool { return t.addr == addr })
-		if i >= 0 {
-			next.targets = append(next.targets, current[i])
-			continue
-		}
-		t := r.newTarget(addr)
-		fresh = append(fresh, t)
-		next.targets = append(next.targets, t)
-	}
-	abandon := func() {
-		for _, t := range fresh {
-			t.close()
-		}
-	}
-
-	start := time.Now()
-	if len(req.Targets) > 0 {
-		r.cfg.log.Info("health gate", "service", req.Service, "targets", req.Targets, "path", req.Health.Path)
-		if err := gate(ctx, req.Service, req.Targets, req.Health); err != nil {
-			abandon()
-			r.cfg.log.Warn("deploy aborted; old targets keep serving", "service", req.Service, "error", err)
-			return res, err
-		}
-	}
-	res.GateTook = time.Since(start)
-
-	// The swap. Hosts are checked again: another service may have claimed
-	// one while our gate ran.
-	r.mu.Lock()
-	if err := r.checkHostsLocked(req.Service, hosts); err != nil {
-		r.mu.Unlock()
-		abandon()
-		return res, fmt.Errorf("deploying %q: %w", req.Service, err)
-	}
-	if err := r.saveLocked(req.Service, &serviceState{Name: req.Service, Hosts: hosts, Targets: req.Targets, Health: req.Health}); err != nil {
-		r.mu.Unlock()
-		abandon()
-		return res, fmt.Errorf("deploying %q: %w", req.Service, err)
-	}
-	if svc == nil || r.services[req.Service] != svc {
-		svc = &service{name: req.Service}
-		svc.active.Store(&targetSet{})
-		r.services[req.Service] = svc
-	}
-	svc.hosts = hosts
-	svc.health = req.Health
-	svc.lastDeploy = time.Now()
-	old := svc.active.Swap(next)
-	r.rebuildTableLocked()
-	r.mu.Unlock()
-	res.SwappedAt = time.Now()
-	unlock()
-	locked = false
-
-	var replaced []*target
-	for _, t := range old.targets {
-		if !slices.Contains(next.targets, t) {
-			replaced = append(replaced, t)
-			res.Old = append(res.Old, t.addr)
-		}
-	}
-	res.Active = next.addrs()
-	r.cfg.log.Info("swapped", "service", req.Service, "active", res.Active, "draining", res.Old, "gate", res.GateTook)
-
-	res.Cut = r.drainAll(svc, replaced, req.DrainTimeout)
-	res.DrainTook = time.Since(res.SwappedAt)
-	if len(replaced) > 0 {
-		r.cfg.log.Info("drained", "service", req.Service, "old", res.Old, "took", res.DrainTook, "cut", res.Cut)
-	}
-	return res, nil
+	out := res.Services[0]
+	out.Cut = res.Cut
+	return out, nil
 }
 
 // normalize validates the request and applies defaults in place.

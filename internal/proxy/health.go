@@ -87,6 +87,25 @@ func check(ctx context.Context, addr string, h HealthCheck) (int, error) {
 	return res.StatusCode, nil
 }
 
+// Fast polling: the first check usually runs while the instance is still
+// starting and fails at once; waiting a whole interval after it would make
+// every deploy take at least that long. So the gate checks again after
+// pollFirst, doubling the wait up to the configured interval.
+const pollFirst = 10 * time.Millisecond
+
+type pollBackoff struct{ cur, max time.Duration }
+
+func newPollBackoff(interval time.Duration) *pollBackoff {
+	return &pollBackoff{cur: min(pollFirst, interval), max: interval}
+}
+
+// next returns the wait before the next check.
+func (b *pollBackoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
 // gate checks every address until all have answered healthy once, the
 // gate's deadline passes, or ctx ends. It never sends a proxied request.
 func gate(ctx context.Context, service string, addrs []string, h HealthCheck) error {
@@ -99,8 +118,7 @@ func gate(ctx context.Context, service string, addrs []string, h HealthCheck) er
 		wg.Add(1)
 		go func(res *TargetHealth) {
 			defer wg.Done()
-			tick := time.NewTicker(h.Interval)
-			defer tick.Stop()
+			wait := newPollBackoff(h.Interval)
 			for {
 				status, err := check(gctx, res.Address, h)
 				if gctx.Err() != nil && err != nil {
@@ -122,9 +140,11 @@ func gate(ctx context.Context, service string, addrs []string, h HealthCheck) er
 				if status == 0 {
 					res.LastError = err.Error()
 				}
+				t := time.NewTimer(wait.next())
 				select {
-				case <-tick.C:
+				case <-t.C:
 				case <-gctx.Done():
+					t.Stop()
 					return
 				}
 			}

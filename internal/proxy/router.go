@@ -50,6 +50,8 @@ type service struct {
 type targetSet struct {
 	targets []*target
 	next    atomic.Uint32
+	// maintenance is the 503 message of a stopped service (no targets).
+	maintenance string
 }
 
 // pick chooses the target with the fewest requests in flight, starting the
@@ -192,6 +194,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	if m := svc.active.Load().maintenance; m != "" {
+		r.errorPage(sw, req, http.StatusServiceUnavailable, m)
+		svc.counters.record(sw.status, req)
+		return
+	}
 	// acquire fails only if the set was swapped after we loaded it; the
 	// next load sees the new set. Bounded in case of back-to-back swaps.
 	for range 8 {
@@ -302,6 +309,8 @@ type ServiceStatus struct {
 	Draining   []TargetStatus `json:"draining,omitempty"`
 	LastDeploy time.Time      `json:"last_deploy,omitzero"`
 	Counters   Counters       `json:"counters"`
+	// Maintenance is the 503 message of a stopped service.
+	Maintenance string `json:"maintenance,omitempty"`
 }
 
 func targetStatus(t *target) TargetStatus {
@@ -322,6 +331,7 @@ func (r *Router) Services() []ServiceStatus {
 			LastDeploy: s.lastDeploy,
 			Counters:   s.counters.snapshot(),
 		}
+		st.Maintenance = s.active.Load().maintenance
 		for _, t := range s.active.Load().targets {
 			st.Targets = append(st.Targets, targetStatus(t))
 		}

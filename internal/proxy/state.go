@@ -24,6 +24,8 @@ type serviceState struct {
 	Hosts   []string    `json:"hosts"`
 	Targets []string    `json:"targets"`
 	Health  HealthCheck `json:"health"`
+	// Maintenance is the 503 message of a stopped service.
+	Maintenance string `json:"maintenance,omitempty"`
 }
 
 // MarshalJSON writes durations as "1s" rather than nanoseconds, for people
@@ -78,18 +80,26 @@ func durString(d time.Duration) string {
 // replaced by change (removed if change is nil). It runs before the change
 // is applied in memory, so a failed write leaves both as they were.
 func (r *Router) saveLocked(name string, change *serviceState) error {
+	return r.saveChangesLocked(map[string]*serviceState{name: change})
+}
+
+// saveChangesLocked writes the state as it will be once every service named
+// in changes is replaced by its value (removed when nil).
+func (r *Router) saveChangesLocked(changes map[string]*serviceState) error {
 	if r.statePath == "" {
 		return nil
 	}
 	st := stateFile{Version: stateVersion, SavedAt: time.Now().UTC(), Services: []serviceState{}}
 	for n, s := range r.services {
-		if n == name {
+		if _, changed := changes[n]; changed {
 			continue
 		}
-		st.Services = append(st.Services, serviceState{Name: n, Hosts: s.hosts, Targets: s.active.Load().addrs(), Health: s.health})
+		st.Services = append(st.Services, serviceState{Name: n, Hosts: s.hosts, Targets: s.active.Load().addrs(), Health: s.health, Maintenance: s.active.Load().maintenance})
 	}
-	if change != nil {
-		st.Services = append(st.Services, *change)
+	for _, change := range changes {
+		if change != nil {
+			st.Services = append(st.Services, *change)
+		}
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
 	b, err := json.MarshalIndent(st, "", "  ")
@@ -171,7 +181,7 @@ func (r *Router) load() error {
 			return fmt.Errorf("loading router state %s: service %q: %w", r.statePath, ss.Name, err)
 		}
 		svc := &service{name: req.Service, hosts: req.Hosts, health: req.Health}
-		set := &targetSet{}
+		set := &targetSet{maintenance: ss.Maintenance}
 		for _, a := range req.Targets {
 			set.targets = append(set.targets, r.newTarget(a))
 		}

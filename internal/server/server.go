@@ -172,19 +172,12 @@ func (s *Server) recover(ctx context.Context) error {
 	}
 	for _, r := range unfinished {
 		r.FinishedAt = time.Now()
-		if apps := servingApps[r.ID]; len(apps) > 0 {
-			// The swap happened before the deploying process died: this release serves.
+		if len(servingApps[r.ID]) > 0 {
+			// The swap happened before the deploying process died: this release
+			// serves. The router swaps every app of a store at once (DeployAll),
+			// so if one app serves, all do.
 			r.Stage = pipeline.StagePostDeploy
 			r.Error = "interrupted after the cutover: post-deploy and verify did not run"
-			for app := range r.Images {
-				if !apps[app] {
-					// Died between two apps' swaps: say so rather than pretend all of it serves.
-					r.Stage = pipeline.StageDeploy
-					r.Error = fmt.Sprintf("interrupted during the cutover: app %s still runs the previous release; redeploy the store", app)
-					s.log.Warn("release only partly cut over", "release", r.ID, "app", app)
-					break
-				}
-			}
 			if err := s.State.Promote(ctx, r); err != nil {
 				return err
 			}
