@@ -64,7 +64,10 @@ func newEnvSetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := server.NewClient(g.dataDir(cfg))
+			c, err := g.client(cfg)
+			if err != nil {
+				return err
+			}
 			for _, id := range ids {
 				if _, err := c.ChangeEnv(cmd.Context(), id, server.EnvChange{Set: set}); err != nil {
 					return fmt.Errorf("setting the env of %s: %w", id, err)
@@ -110,7 +113,10 @@ func newEnvUnsetCmd(g *globals) *cobra.Command {
 					keys = append(keys, k)
 				}
 			}
-			c := server.NewClient(g.dataDir(cfg))
+			c, err := g.client(cfg)
+			if err != nil {
+				return err
+			}
 			changed := false
 			for _, id := range ids {
 				r, err := c.ChangeEnv(cmd.Context(), id, server.EnvChange{Unset: keys})
@@ -152,7 +158,11 @@ func newEnvListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runtime, err := server.NewClient(g.dataDir(cfg)).Env(cmd.Context(), id)
+			c, err := g.client(cfg)
+			if err != nil {
+				return err
+			}
+			runtime, err := c.Env(cmd.Context(), id)
 			if err != nil {
 				return fmt.Errorf("reading the env of %s: %w", id, err)
 			}

@@ -28,11 +28,11 @@ func newReleasesCmd(g *globals) *cobra.Command {
 			if storeID == "" {
 				return usagef("--store-id is required")
 			}
-			cfg, err := g.load()
+			c, err := g.client(nil)
 			if err != nil {
 				return err
 			}
-			rs, err := server.NewClient(g.dataDir(cfg)).Releases(cmd.Context(), storeID)
+			rs, err := c.Releases(cmd.Context(), storeID)
 			if err != nil {
 				return err
 			}
@@ -87,11 +87,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Example: "  slipway status\n  slipway status --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			c, err := g.client(nil)
 			if err != nil {
 				return err
 			}
-			st, err := server.NewClient(g.dataDir(cfg)).Status(cmd.Context())
+			st, err := c.Status(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,7 @@ type globals struct {
 	config  string
 	data    string
 	verbose bool
+	server  string
 	stdout  io.Writer
 	stderr  io.Writer
 }
@@ -115,6 +116,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 	pf.StringVarP(&g.dir, "dir", "C", ".", "monorepo directory (the config file is looked up from here upwards)")
 	pf.StringVar(&g.config, "config", "", "config file (default: slipway.yaml, slipway.json or alokai.config.json)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print every step and all build output")
+	pf.StringVar(&g.server, "server", "", "URL of a remote slipway serve --api (token from SLIPWAY_TOKEN or slipway login); default: the local socket")
 	pf.StringVar(&g.data, "state-dir", "", "where Slipway keeps images, releases and runtime state (default: <root>/.slipway)")
 	root.AddCommand(
 		newVersionCmd(g),
@@ -131,6 +133,10 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newRollbackCmd(g),
 		newPipelineCmd(g),
 		newEnvCmd(g),
+		newTokenCmd(g),
+		newAuditCmd(g),
+		newLoginCmd(g),
+		newLogoutCmd(g),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ type serveOptions struct {
 	http     string
 	driver   string
 	registry string
+	api      server.Options
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -42,7 +43,9 @@ instances that no route points at.`,
 				}
 				dataDir = g.dataDir(cfg)
 			}
-			srv, err := server.New(cmd.Context(), server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, RegistryAddr: o.registry, Log: g.stderr})
+			so := o.api
+			so.DataDir, so.HTTPAddr, so.Driver, so.RegistryAddr, so.Log = dataDir, o.http, o.driver, o.registry, g.stderr
+			srv, err := server.New(cmd.Context(), so)
 			if err != nil {
 				return err
 			}
@@ -50,6 +53,9 @@ instances that no route points at.`,
 				return err
 			}
 			fmt.Fprintf(g.stderr, "slipway serve: router on http://%s, api on %s\n", srv.HTTPAddr(), server.SocketPath(dataDir))
+			if u := srv.APIURL(); u != "" {
+				fmt.Fprintf(g.stderr, "slipway serve: remote api on %s (bearer tokens: slipway token create)\n", u)
+			}
 			if a := srv.RegistryAddr(); a != "" {
 				fmt.Fprintf(g.stderr, "slipway serve: image store at http://%s/v2/ (read-only)\n", a)
 			}
@@ -58,6 +64,10 @@ instances that no route points at.`,
 	}
 	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
 	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process or docker")
+	cmd.Flags().StringVar(&o.api.APIAddr, "api", "", "also serve the API to token holders on this TCP address (e.g. 0.0.0.0:7443; plain HTTP only on loopback)")
+	cmd.Flags().StringVar(&o.api.APICert, "api-cert", "", "TLS certificate (PEM) for --api")
+	cmd.Flags().StringVar(&o.api.APIKey, "api-key", "", "TLS private key (PEM) for --api")
+	cmd.Flags().BoolVar(&o.api.APIInsecure, "api-insecure", false, "allow plain HTTP for --api on a non-loopback address (behind a TLS-terminating proxy)")
 	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
 	return cmd
 }

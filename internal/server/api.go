@@ -3,15 +3,21 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/state"
 )
+
+// MaxRequestBytes bounds every API request body.
+const MaxRequestBytes = 1 << 20
 
 // DeployLine is one NDJSON line of a deploy response: an event, or the final result.
 type DeployLine struct {
@@ -35,9 +41,9 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("POST /v1/deploy", s.handleDeploy)
-	mux.HandleFunc("GET /v1/status", s.handleStatus)
-	mux.HandleFunc("GET /v1/stores/{store}/releases", func(w http.ResponseWriter, r *http.Request) {
+	route(mux, "POST /v1/deploy", auth.ScopeDeploy, s.handleDeploy)
+	route(mux, "GET /v1/status", auth.ScopeRead, s.handleStatus)
+	route(mux, "GET /v1/stores/{store}/releases", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request) {
 		rs, err := s.State.Releases(r.Context(), r.PathValue("store"), 0)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err)
@@ -48,7 +54,7 @@ func (s *Server) apiHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, rs)
 	})
-	mux.HandleFunc("GET /v1/releases/{id}", func(w http.ResponseWriter, r *http.Request) {
+	route(mux, "GET /v1/releases/{id}", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request) {
 		rel, err := s.State.Release(r.Context(), r.PathValue("id"))
 		if errors.Is(err, state.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err)
@@ -58,10 +64,16 @@ func (s *Server) apiHandler() http.Handler {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
+		if err := auth.CheckStore(r.Context(), auth.ScopeRead, rel.Store); err != nil {
+			auth.WriteError(w, err)
+			return
+		}
 		writeJSON(w, http.StatusOK, rel)
 	})
 	s.mountRegistry(mux)
 	s.mountEnv(mux)
+	s.mountAuth(mux)
+	s.mountExtra(mux)
 	return mux
 }
 
@@ -82,8 +94,13 @@ func writeError(w http.ResponseWriter, code int, err error) {
 // an unread log.
 func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	var req pipeline.DeployRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBytes)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding the deploy request: %w", err))
+		return
+	}
+	auth.Note(r.Context(), req.Store, "deploy "+req.Store+" ("+req.Kind+")")
+	if err := auth.CheckStore(r.Context(), auth.ScopeDeploy, req.Store); err != nil {
+		auth.WriteError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -118,6 +135,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	last := DeployLine{Release: rel, Done: true}
 	if err != nil {
 		last.Error = err.Error()
+		auth.NoteError(r.Context(), last.Error)
 	}
 	send(last)
 }
@@ -125,6 +143,13 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st := Status{Driver: s.Driver.Capabilities().Name, Router: s.HTTPAddr(), Services: s.Router.Services(), Live: map[string]*state.Release{}}
 	stores := map[string]bool{}
+	visible := st.Services[:0]
+	for _, svc := range st.Services {
+		if store, _, _ := strings.Cut(svc.Name, "/"); auth.CheckStore(r.Context(), auth.ScopeRead, store) == nil {
+			visible = append(visible, svc)
+		}
+	}
+	st.Services = visible
 	for _, svc := range st.Services {
 		store := svc.Name
 		for i := range store {
@@ -141,6 +166,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if auth.CheckStore(r.Context(), auth.ScopeRead, n) != nil {
+			continue
+		}
 		if rel, err := s.State.Current(r.Context(), n); err == nil {
 			st.Live[n] = rel
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,9 +19,11 @@ import (
 	"github.com/slipway-dev/slipway/internal/state"
 )
 
-// Client talks to a server's API over its unix socket.
+// Client talks to a server's API over its unix socket, or over HTTP(S) with a token.
 type Client struct {
-	socket string
+	socket string // "" for a remote client
+	base   string // URL prefix of every call
+	token  string
 	hc     *http.Client
 }
 
@@ -30,12 +33,29 @@ var ErrNotRunning = errors.New("no slipway serve is running for this data dir")
 // NewClient returns a client for the server of dataDir.
 func NewClient(dataDir string) *Client {
 	sock := SocketPath(dataDir)
-	return &Client{socket: sock, hc: &http.Client{Transport: &http.Transport{
+	return &Client{socket: sock, base: "http://slipway", hc: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}}
+}
+
+// NewRemoteClient returns a client for the API at base (http[s]://host:port) that sends token as a bearer token.
+func NewRemoteClient(base, token string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: use http(s)://host:port", base)
+	}
+	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: &http.Client{}}, nil
+}
+
+// Where names the server this client talks to (its socket or URL).
+func (c *Client) Where() string {
+	if c.socket != "" {
+		return c.socket
+	}
+	return c.base
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
@@ -47,14 +67,23 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://slipway"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var ne *net.OpError
 		if errors.As(err, &ne) && ne.Op == "dial" {
+			if c.socket == "" {
+				return nil, fmt.Errorf("no slipway serve answers at %s: %w", c.base, err)
+			}
 			return nil, fmt.Errorf("%w (%s): start it with `slipway serve`, or use `slipway up`", ErrNotRunning, c.socket)
 		}
 		return nil, err
@@ -62,8 +91,8 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
 		var e struct{ Error string }
-		json.NewDecoder(resp.Body).Decode(&e)
-		return nil, fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
+		return nil, &APIError{Code: resp.StatusCode, Method: method, Path: path, Msg: e.Error}
 	}
 	return resp, nil
 }
@@ -127,4 +156,16 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var st Status
 	err := c.getJSON(ctx, "/v1/status", &st)
 	return &st, err
+}
+
+// APIError is a refusal from the server: 400 (a field at fault), 401, 403, 404, 409 or 500.
+type APIError struct {
+	Code   int
+	Method string
+	Path   string
+	Msg    string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s %s: %s (%d)", e.Method, e.Path, e.Msg, e.Code)
 }

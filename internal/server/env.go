@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/slipway-dev/slipway/internal/auth"
 )
 
 // EnvChange is the body of POST /v1/stores/{store}/env: keys to set and keys to remove, applied in one transaction.
@@ -64,7 +66,7 @@ var envMu sync.Mutex
 // mountEnv serves a store's runtime env (`slipway env`): GET and POST /v1/stores/{store}/env.
 // Secrets never come here: the CLI refuses names the config lists as secrets.
 func (s *Server) mountEnv(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/stores/{store}/env", func(w http.ResponseWriter, r *http.Request) {
+	route(mux, "GET /v1/stores/{store}/env", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request) {
 		store := r.PathValue("store")
 		if !storeIDRe.MatchString(store) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("%q is not a store id", store))
@@ -77,7 +79,7 @@ func (s *Server) mountEnv(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, EnvResponse{Store: store, Env: env})
 	})
-	mux.HandleFunc("POST /v1/stores/{store}/env", func(w http.ResponseWriter, r *http.Request) {
+	route(mux, "POST /v1/stores/{store}/env", auth.ScopeDeploy, func(w http.ResponseWriter, r *http.Request) {
 		store := r.PathValue("store")
 		if !storeIDRe.MatchString(store) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("%q is not a store id", store))
@@ -119,6 +121,7 @@ func (s *Server) mountEnv(mux *http.ServeMux) {
 				resp.NotSet = append(resp.NotSet, k)
 			}
 		}
+		auth.Note(r.Context(), store, fmt.Sprintf("env set %s unset %s", strings.Join(slices.Sorted(maps.Keys(ch.Set)), ","), strings.Join(resp.Removed, ",")))
 		s.log.Info("env changed", "store", store, "set", slices.Sorted(maps.Keys(ch.Set)), "unset", resp.Removed)
 		writeJSON(w, http.StatusOK, resp)
 	})

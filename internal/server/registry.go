@@ -11,13 +11,15 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-dev/slipway/internal/auth"
 )
 
 // mountRegistry serves the embedded image store read-only over the OCI
 // distribution API, so any Docker or OCI client can pull what `slipway build`
 // published there: GET/HEAD /v2/, /v2/<name>/manifests/<tag|digest>, /v2/<name>/blobs/<digest>.
 func (s *Server) mountRegistry(mux *http.ServeMux) {
-	mux.HandleFunc("/v2/", s.handleV2)
+	route(mux, "/v2/", auth.ScopeRead, s.handleV2)
 }
 
 // RegistryHandler returns the read-only /v2/ handler, to mount on a TCP listener.

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/compose"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/docker"
@@ -47,6 +48,12 @@ type Options struct {
 	RegistryAddr string
 	// Quiet logs warnings only (slipway up prints deploy progress itself).
 	Quiet bool
+	// APIAddr, when set, also serves the API over TCP to bearer-token holders
+	// (plain HTTP only on loopback unless APIInsecure; HTTPS with APICert and APIKey).
+	APIAddr     string
+	APICert     string
+	APIKey      string
+	APIInsecure bool
 }
 
 // Server is a running control plane.
@@ -59,12 +66,20 @@ type Server struct {
 	Images   *registry.Layout
 	Deployer *pipeline.Deployer
 
-	lockFile *os.File
-	httpLn   net.Listener
-	apiLn    net.Listener
-	regLn    net.Listener
-	extra    []*http.Server
-	mu       sync.Mutex
+	// Tokens and Audit keep API tokens and the audit trail in the state db.
+	Tokens *auth.Tokens
+	Audit  *auth.Audit
+
+	lockFile  *os.File
+	httpLn    net.Listener
+	apiLn     net.Listener
+	remoteLn  net.Listener
+	apiScheme string
+	regLn     net.Listener
+	extra     []*http.Server
+	gate      *auth.Gate
+	routes    []extraRoute
+	mu        sync.Mutex
 }
 
 // SocketPath is where the API listens for a data dir.
@@ -111,6 +126,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("%w (%s)", ErrRunning, o.DataDir)
 	}
 	if s.State, err = state.Open(ctx, filepath.Join(o.DataDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if err := s.openAuth(ctx); err != nil {
 		return nil, err
 	}
 	if s.Router, err = proxy.NewRouter(filepath.Join(o.DataDir, "router.json"), proxy.WithLogger(s.log), proxy.WithHealthMonitor(5*time.Second)); err != nil {
@@ -233,6 +251,11 @@ func (s *Server) Listen() error {
 		return fmt.Errorf("api listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
+	if s.o.APIAddr != "" {
+		if err := s.listenAPI(); err != nil {
+			return err
+		}
+	}
 	if s.o.RegistryAddr != "" {
 		if s.regLn, err = net.Listen("tcp", s.o.RegistryAddr); err != nil {
 			return fmt.Errorf("registry listen on %s: %w", s.o.RegistryAddr, err)
@@ -279,10 +302,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	router := &http.Server{Handler: s.Router, ReadHeaderTimeout: 30 * time.Second}
-	api := &http.Server{Handler: s.apiHandler()}
-	errc := make(chan error, 2)
+	mux := s.apiHandler()
+	api := &http.Server{Handler: s.gate.Local(mux), ConnContext: auth.PeerConnContext}
+	errc := make(chan error, 3)
 	go func() { errc <- router.Serve(s.httpLn) }()
 	go func() { errc <- api.Serve(s.apiLn) }()
+	if s.remoteLn != nil {
+		remote := s.remoteServer(mux)
+		s.mu.Lock()
+		s.extra = append(s.extra, remote)
+		s.mu.Unlock()
+		go func() { errc <- remote.Serve(s.remoteLn) }()
+		s.log.Info("serving the API to token holders", "url", s.APIURL())
+	}
 	if s.regLn != nil {
 		reg := &http.Server{Handler: s.RegistryHandler(), ReadHeaderTimeout: 30 * time.Second}
 		s.mu.Lock()

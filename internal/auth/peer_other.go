@@ -1,0 +1,7 @@
+//go:build !linux
+
+package auth
+
+import "net"
+
+func peerName(*net.UnixConn) string { return "" }
