@@ -68,15 +68,21 @@ func Open(ctx context.Context, dir, ref string) (*Tree, error) {
 		return nil, fmt.Errorf("--since %s: %w", ref, ErrNoRef)
 	}
 	t.Commit = strings.TrimSpace(string(commit))
+	return t, t.read(strings.TrimSuffix(strings.TrimSpace(string(prefix)), "/"))
+}
+
+// read lists the commit's tree below prefix ("" for the whole tree).
+func (t *Tree) read(prefix string) error {
+	ctx := t.ctx
 	treeish := t.Commit
-	if p := strings.TrimSuffix(strings.TrimSpace(string(prefix)), "/"); p != "" {
-		treeish += ":" + p
+	if prefix != "" {
+		treeish += ":" + prefix
 	}
 	t.dirs["."] = nil
 	out, err := git(ctx, t.toplevel, "ls-tree", "-r", "-t", "-z", treeish)
 	if err != nil {
 		// The directory did not exist at that commit: an empty tree.
-		return t, nil
+		return nil
 	}
 	for _, rec := range bytes.Split(out, []byte{0}) {
 		if len(rec) == 0 {
@@ -103,7 +109,7 @@ func Open(ctx context.Context, dir, ref string) (*Tree, error) {
 	for d := range t.dirs {
 		sort.Strings(t.dirs[d])
 	}
-	return t, nil
+	return nil
 }
 
 func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
