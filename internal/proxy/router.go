@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -18,12 +19,17 @@ import (
 // which Deploy and Remove replace under Router.mu.
 type Router struct {
 	cfg       config
+	fwd       *forwarding
 	statePath string
 
 	mu       sync.Mutex // serialises changes: services, table, the state file
 	services map[string]*service
 	table    atomic.Pointer[routeTable]
 	locks    map[string]chan struct{} // per-service deploy locks, never deleted (one per name ever deployed)
+
+	// Every upstream of a target still in use, for the reaper.
+	upsMu sync.Mutex
+	ups   map[*upstream]struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -56,14 +62,15 @@ type targetSet struct {
 
 // pick chooses the target with the fewest requests in flight, starting the
 // scan at a rotating index so that ties are shared round robin. Targets the
-// health monitor marked down are skipped; nil means nothing is live.
-func (s *targetSet) pick() *target {
+// health monitor marked down, and not, are skipped; nil means nothing is
+// live.
+func (s *targetSet) pick(not *target) *target {
 	n := len(s.targets)
 	switch n {
 	case 0:
 		return nil
 	case 1:
-		if t := s.targets[0]; !t.down.Load() {
+		if t := s.targets[0]; !t.down.Load() && t != not {
 			return t
 		}
 		return nil
@@ -73,7 +80,7 @@ func (s *targetSet) pick() *target {
 	var bestLoad int64
 	for i := 0; i < n; i++ {
 		t := s.targets[(start+i)%n]
-		if t.down.Load() {
+		if t.down.Load() || t == not {
 			continue
 		}
 		if l := t.inflight.Load(); best == nil || l < bestLoad {
@@ -99,6 +106,7 @@ type config struct {
 	maxIdlePerTarget      int
 	drainTimeout          time.Duration
 	trustForwarded        bool
+	trustedProxies        []netip.Prefix
 	monitorInterval       time.Duration
 }
 
@@ -133,6 +141,14 @@ func WithDrainTimeout(d time.Duration) Option { return func(c *config) { c.drain
 // false (the router is the edge and sets them itself).
 func WithTrustForwardedHeaders(on bool) Option { return func(c *config) { c.trustForwarded = on } }
 
+// WithTrustedProxies names the peers (load balancers, CDNs) whose
+// X-Forwarded-For chain, X-Forwarded-Proto and X-Forwarded-Host are kept;
+// from any other peer X-Forwarded-For is replaced by the peer's address.
+// Default: none (see ParseTrustedProxies).
+func WithTrustedProxies(p []netip.Prefix) Option {
+	return func(c *config) { c.trustedProxies = slices.Clone(p) }
+}
+
 // WithHealthMonitor checks the active targets every interval after they are
 // live, taking a target out of rotation after three failures in a row.
 // Default: off.
@@ -159,9 +175,11 @@ func NewRouter(statePath string, opts ...Option) (*Router, error) {
 	}
 	r := &Router{
 		cfg:       cfg,
+		fwd:       &forwarding{trusted: cfg.trustedProxies, trustAll: cfg.trustForwarded},
 		statePath: statePath,
 		services:  map[string]*service{},
 		locks:     map[string]chan struct{}{},
+		ups:       map[*upstream]struct{}{},
 		stop:      make(chan struct{}),
 	}
 	r.table.Store(&routeTable{})
@@ -174,7 +192,41 @@ func NewRouter(statePath string, opts ...Option) (*Router, error) {
 		r.wg.Add(1)
 		go r.monitor(cfg.monitorInterval)
 	}
+	r.wg.Add(1)
+	go r.reaper(reapInterval)
 	return r, nil
+}
+
+// reapInterval is how soon a target sees a request whose client left
+// cancelled (its connection closed).
+const reapInterval = 200 * time.Millisecond
+
+// reaper closes target connections of requests whose client has left, and
+// forgets the upstreams of targets that are gone.
+func (r *Router) reaper(every time.Duration) {
+	defer r.wg.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+		}
+		r.upsMu.Lock()
+		ups := make([]*upstream, 0, len(r.ups))
+		for u := range r.ups {
+			if u.retired.Load() && u.open() == 0 {
+				delete(r.ups, u)
+				continue
+			}
+			ups = append(ups, u)
+		}
+		r.upsMu.Unlock()
+		for _, u := range ups {
+			u.reap()
+		}
+	}
 }
 
 // Close stops the background health monitor. In-flight requests are not
@@ -193,28 +245,48 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.errorPage(w, req, http.StatusNotFound, "No application is deployed for this host name.")
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w}
 	if m := svc.active.Load().maintenance; m != "" {
-		r.errorPage(sw, req, http.StatusServiceUnavailable, m)
-		svc.counters.record(sw.status, req)
+		r.errorPage(w, req, http.StatusServiceUnavailable, m)
+		svc.counters.record(http.StatusServiceUnavailable, req)
 		return
 	}
+	status, _, _ := r.forward(svc, w, req)
+	svc.counters.record(status, req)
+}
+
+// forward sends req to one of svc's active targets. A request that could
+// not reach its target (refused, reset before any answer) goes once to
+// another live target: only bodyless idempotent requests can fail that way
+// (the synchronous path), so sending them again is safe.
+func (r *Router) forward(svc *service, w http.ResponseWriter, req *http.Request) (status int, n int64, t *target) {
+	var failed *target
+	var failure error
 	// acquire fails only if the set was swapped after we loaded it; the
 	// next load sees the new set. Bounded in case of back-to-back swaps.
 	for range 8 {
-		t := svc.active.Load().pick()
+		t = svc.active.Load().pick(failed)
 		if t == nil {
 			break
 		}
 		if !t.acquire() {
 			continue
 		}
-		t.serve(sw, req)
-		svc.counters.record(sw.status, req)
-		return
+		status, n, err := t.serve(w, req, r.fwd)
+		if err == nil {
+			return status, n, t
+		}
+		if failed == nil && retryable(err) && req.Context().Err() == nil && !t.up.killed.Load() {
+			t.log.Info("target unreachable; trying another", "path", req.URL.Path, "error", err)
+			failed, failure = t, err
+			continue
+		}
+		return r.answerError(t, w, req, err), 0, t
 	}
-	r.errorPage(sw, req, http.StatusServiceUnavailable, "This application is not running right now. Please retry in a moment.")
-	svc.counters.record(sw.status, req)
+	if failed != nil {
+		return r.answerError(failed, w, req, failure), 0, failed
+	}
+	r.errorPage(w, req, http.StatusServiceUnavailable, "This application is not running right now. Please retry in a moment.")
+	return http.StatusServiceUnavailable, 0, nil
 }
 
 // Counters are a service's request totals since the router started.
@@ -271,6 +343,7 @@ func (c *counters) snapshot() Counters {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -287,7 +360,9 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

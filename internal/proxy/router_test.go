@@ -160,8 +160,9 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 	res.Body.Close()
 	h := <-got
-	if v := h.Get("X-Forwarded-For"); v != "203.0.113.9, 127.0.0.1" {
-		t.Errorf("X-Forwarded-For = %q", v)
+	// From an untrusted peer the client's own chain is replaced.
+	if v := h.Get("X-Forwarded-For"); v != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q, want the peer only", v)
 	}
 	if v := h.Get("X-Forwarded-Proto"); v != "http" {
 		t.Errorf("X-Forwarded-Proto = %q", v)

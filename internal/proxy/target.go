@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -44,6 +43,9 @@ func (r *Router) newTarget(addr string) *target {
 	// One upstream (connection pool) per target, so that a drain can
 	// close exactly this target's connections.
 	t.up = newUpstream(addr, r.cfg)
+	r.upsMu.Lock()
+	r.ups[t.up] = struct{}{}
+	r.upsMu.Unlock()
 	t.proxy = &httputil.ReverseProxy{
 		Rewrite:   r.rewriteFor(t),
 		Transport: t.up,
@@ -81,11 +83,17 @@ func (t *target) release() {
 	}
 }
 
-// serve proxies one request that acquire admitted.
-func (t *target) serve(w http.ResponseWriter, req *http.Request) {
+// serve proxies one request that acquire admitted, and releases it. An
+// error (synchronous path only) means nothing was written to w.
+func (t *target) serve(w http.ResponseWriter, req *http.Request, fwd *forwarding) (status int, n int64, err error) {
 	defer t.release()
 	t.requests.Add(1)
-	t.proxy.ServeHTTP(w, req)
+	if fastEligible(req) {
+		return t.up.serveFast(w, req, fwd)
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	t.proxy.ServeHTTP(sw, req)
+	return sw.status, sw.bytes, nil
 }
 
 // drain stops new requests reaching t, waits up to timeout for those in
@@ -93,6 +101,7 @@ func (t *target) serve(w http.ResponseWriter, req *http.Request) {
 // It returns how many requests were cut.
 func (t *target) drain(timeout time.Duration) (cut int) {
 	t.draining.Store(true)
+	defer t.up.retired.Store(true)
 	defer t.up.closeIdle()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -127,12 +136,13 @@ func (t *target) drain(timeout time.Duration) (cut int) {
 
 // close releases a target that never served (a failed gate).
 func (t *target) close() {
+	t.up.retired.Store(true)
 	t.draining.Store(true)
 	t.up.kill()
 }
 
 func (r *Router) rewriteFor(t *target) func(*httputil.ProxyRequest) {
-	trust := r.cfg.trustForwarded
+	fwd := r.fwd
 	return func(pr *httputil.ProxyRequest) {
 		pr.Out.URL.Scheme = "http"
 		pr.Out.URL.Host = t.addr
@@ -140,56 +150,42 @@ func (r *Router) rewriteFor(t *target) func(*httputil.ProxyRequest) {
 		// Passed through verbatim: ReverseProxy would drop query parameters it
 		// cannot parse, and apps may depend on them.
 		pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-		// Rewrite strips inbound X-Forwarded-*; keep the chain so the
-		// client address is appended to it, like nginx's
-		// $proxy_add_x_forwarded_for.
-		if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-			pr.Out.Header["X-Forwarded-For"] = prior
-		}
-		pr.SetXForwarded()
-		if trust {
-			// Behind a trusted TLS terminator, its view of the scheme and host wins.
-			if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
-				pr.Out.Header.Set("X-Forwarded-Proto", v)
-			}
-			if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
-				pr.Out.Header.Set("X-Forwarded-Host", v)
-			}
-		}
+		fwd.rewrite(pr)
 	}
 }
 
-// proxyError answers for a request the backend did not answer: 504 for a
-// response-header timeout, 503 when a drain cut it, nothing when the client
-// left, and 502 otherwise (refused, reset, closed mid-request).
+// proxyError is ReverseProxy's error handler: it answers like the
+// synchronous path does (answerError).
 func (r *Router) proxyError(t *target) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, req *http.Request, err error) {
-		var ne net.Error
-		switch {
-		case t.up.killed.Load():
-			t.log.Info("request cut by drain timeout", "path", req.URL.Path)
-			r.errorPage(w, req, http.StatusServiceUnavailable, "This request was interrupted by a deploy. Please retry.")
-		case req.Context().Err() != nil:
-			// The client went away; nobody reads the answer. 499 is nginx's
-			// code for it, and shows up in the counters.
-			w.WriteHeader(499)
-		case errors.As(err, &ne) && ne.Timeout():
-			t.log.Warn("backend timed out", "path", req.URL.Path, "error", err)
-			r.errorPage(w, req, http.StatusGatewayTimeout, "The application did not answer in time.")
-		default:
-			t.log.Warn("backend failed", "path", req.URL.Path, "error", err)
-			r.errorPage(w, req, http.StatusBadGateway, "The application failed to answer this request.")
-		}
+		r.answerError(t, w, req, err)
 	}
 }
 
-// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
-type bufferPool struct{}
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+// answerError answers for a request the backend did not answer: 504 for a
+// response-header timeout, 503 when a drain cut it, nothing when the client
+// left (499 in the counters, nginx's code for it), and 502 otherwise
+// (refused, reset, closed mid-request). It returns the status.
+func (r *Router) answerError(t *target, w http.ResponseWriter, req *http.Request, err error) int {
+	var ne net.Error
+	switch {
+	case t.up.killed.Load():
+		t.log.Info("request cut by drain timeout", "path", req.URL.Path)
+		r.errorPage(w, req, http.StatusServiceUnavailable, "This request was interrupted by a deploy. Please retry.")
+		return http.StatusServiceUnavailable
+	case req.Context().Err() != nil:
+		w.WriteHeader(499)
+		return 499
+	case errors.As(err, &ne) && ne.Timeout():
+		t.log.Warn("backend timed out", "path", req.URL.Path, "error", err)
+		r.errorPage(w, req, http.StatusGatewayTimeout, "The application did not answer in time.")
+		return http.StatusGatewayTimeout
+	default:
+		t.log.Warn("backend failed", "path", req.URL.Path, "error", err)
+		r.errorPage(w, req, http.StatusBadGateway, "The application failed to answer this request.")
+		return http.StatusBadGateway
+	}
+}
 
 // slogWriter sends ReverseProxy's own log lines (body copy errors, mostly
 // clients that hung up) to slog at debug level.

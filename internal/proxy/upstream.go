@@ -4,13 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +33,9 @@ type upstream struct {
 	connsMu sync.Mutex
 	conns   map[*trackedConn]struct{}
 	killed  atomic.Bool
+	// retired is set once the target left the router (drained or
+	// abandoned); the reaper forgets it when its last connection closed.
+	retired atomic.Bool
 
 	idleMu   sync.Mutex
 	idle     []*upConn // LIFO: the most recently used connection is reused first
@@ -68,11 +66,16 @@ func newUpstream(addr string, cfg config) *upstream {
 		ExpectContinueTimeout: time.Second,
 		// The client negotiates encoding with the app, not with us.
 		DisableCompression: true,
-		ReadBufferSize:     16 << 10,
-		WriteBufferSize:    16 << 10,
+		ReadBufferSize:     upReadBuffer,
+		WriteBufferSize:    upReadBuffer,
 	}
 	return u
 }
+
+// upReadBuffer sizes each upstream connection's read buffer: a typical
+// response head and a small body fit, like nginx's proxy_buffer_size of one
+// page. Longer bodies are copied through pooled buffers (fast.go).
+const upReadBuffer = 4 << 10
 
 // errTargetClosed is returned for requests that would open a connection to
 // a target after its drain deadline closed it.
@@ -127,6 +130,35 @@ type trackedConn struct {
 	net.Conn
 	u    *upstream
 	once sync.Once
+	// req is the request the synchronous path is relaying on the
+	// connection, for the reaper (reap) to notice the client leaving.
+	req atomic.Pointer[http.Request]
+}
+
+// reap closes the connections whose request's client has left, so that a
+// long poll or stream ends at the target too. One sweep a few times a
+// second replaces a context.AfterFunc per request (four allocations).
+// Whoever takes the request off the connection first (the reaper, or the
+// request finishing) decides whether it is closed.
+func (u *upstream) reap() {
+	u.connsMu.Lock()
+	var gone []*trackedConn
+	for c := range u.conns {
+		if r := c.req.Load(); r != nil && r.Context().Err() != nil && c.req.CompareAndSwap(r, nil) {
+			gone = append(gone, c)
+		}
+	}
+	u.connsMu.Unlock()
+	for _, c := range gone {
+		c.Close()
+	}
+}
+
+// open says how many connections to the target are open.
+func (u *upstream) open() int {
+	u.connsMu.Lock()
+	defer u.connsMu.Unlock()
+	return len(u.conns)
 }
 
 func (c *trackedConn) Close() error {
@@ -138,201 +170,19 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// upConn is a connection of the synchronous path.
+// upConn is a connection of the synchronous path. It has a read buffer
+// only: request heads are built in a pooled buffer and written in one call.
 type upConn struct {
 	*trackedConn
 	br     *bufio.Reader
-	bw     *bufio.Writer
 	idleAt time.Time
+	head   respHead // the last response head, reused: it is big
 }
 
+// RoundTrip is ReverseProxy's transport for what the synchronous path does
+// not take (request bodies, upgrades, other methods).
 func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	if (req.Method != http.MethodGet && req.Method != http.MethodHead) ||
-		(req.Body != nil && req.Body != http.NoBody) || req.Header.Get("Upgrade") != "" {
-		return u.fallback.RoundTrip(req)
-	}
-	// A pooled connection the target closed while idle fails before any
-	// byte of the answer arrives; GET and HEAD without a body are safe to
-	// send again on a new connection, as http.Transport does.
-	for attempt := 0; ; attempt++ {
-		pc, reused, err := u.get(req.Context())
-		if err != nil {
-			return nil, err
-		}
-		res, retry, err := u.roundTrip(pc, req)
-		if err == nil {
-			return res, nil
-		}
-		pc.Close()
-		if !(retry && reused && attempt == 0) || req.Context().Err() != nil {
-			return nil, err
-		}
-	}
-}
-
-// roundTrip sends req on pc and reads the response head. retry says that
-// the target sent nothing back, so the request may be sent again.
-func (u *upstream) roundTrip(pc *upConn, req *http.Request) (res *http.Response, retry bool, err error) {
-	ctx := req.Context()
-	// Closing (not a deadline in the past, which the header timeout below
-	// could overwrite) is what makes a blocked read return for sure.
-	stop := context.AfterFunc(ctx, func() { pc.Close() })
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	if err := writeHead(pc.bw, req); err != nil {
-		return nil, false, err
-	}
-	if err := pc.bw.Flush(); err != nil {
-		return nil, true, ctxErr(ctx, err)
-	}
-	if u.headerTimeout > 0 {
-		pc.SetReadDeadline(time.Now().Add(u.headerTimeout))
-	}
-	if _, err := pc.br.Peek(1); err != nil {
-		return nil, true, ctxErr(ctx, headerTimeoutErr(err, u.headerTimeout))
-	}
-	for informational := 0; ; informational++ {
-		res, err = http.ReadResponse(pc.br, req)
-		if err != nil {
-			return nil, false, ctxErr(ctx, headerTimeoutErr(err, u.headerTimeout))
-		}
-		if res.StatusCode >= 200 {
-			break
-		}
-		if res.StatusCode == http.StatusSwitchingProtocols || informational == 5 {
-			return nil, false, fmt.Errorf("unexpected %d response to %s", res.StatusCode, req.Method)
-		}
-		// 103 Early Hints and the like go on to the client.
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
-				return nil, false, err
-			}
-		}
-	}
-	if u.headerTimeout > 0 {
-		pc.SetReadDeadline(time.Time{})
-	}
-	res.Body = &upBody{rc: res.Body, u: u, pc: pc, stop: stop, keep: !res.Close && !req.Close}
-	return res, false, nil
-}
-
-// writeHead writes the head of a bodyless request. Request.Write does the
-// same in general (bodies, trailers, sorted headers) at ten allocations a
-// request; a proxy does not need the sorting.
-func writeHead(bw *bufio.Writer, req *http.Request) error {
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	if strings.ContainsAny(host, "\r\n ") {
-		return fmt.Errorf("invalid Host %q", host)
-	}
-	bw.WriteString(req.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(req.URL.RequestURI())
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\n")
-	for k, vs := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue // framing is ours; Host is above
-		}
-		for _, v := range vs {
-			if k == "User-Agent" && v == "" {
-				continue // ReverseProxy's way of saying "send none"
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeHeaderValue(bw, v)
-			bw.WriteString("\r\n")
-		}
-	}
-	if req.Close {
-		bw.WriteString("Connection: close\r\n")
-	}
-	_, err := bw.WriteString("\r\n")
-	return err
-}
-
-// writeHeaderValue writes v with any CR or LF turned into a space, as
-// http.Header.Write does, so that no value can smuggle a header line.
-func writeHeaderValue(bw *bufio.Writer, v string) {
-	for {
-		i := strings.IndexAny(v, "\r\n")
-		if i < 0 {
-			bw.WriteString(v)
-			return
-		}
-		bw.WriteString(v[:i])
-		bw.WriteByte(' ')
-		v = v[i+1:]
-	}
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return err
-}
-
-// headerTimeoutErr names the response header timeout when it is why a read failed.
-func headerTimeoutErr(err error, d time.Duration) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &timeoutError{fmt.Sprintf("no response headers within %s", d)}
-	}
-	return err
-}
-
-type timeoutError struct{ msg string }
-
-func (e *timeoutError) Error() string { return e.msg }
-func (e *timeoutError) Timeout() bool { return true }
-func (*timeoutError) Temporary() bool { return true }
-
-// upBody returns its connection to the pool once the body was read to the
-// end, and closes it if the body is abandoned midway.
-type upBody struct {
-	rc   io.ReadCloser
-	u    *upstream
-	pc   *upConn
-	stop func() bool
-	keep bool
-	done bool
-}
-
-func (b *upBody) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	n, err := b.rc.Read(p)
-	if err != nil {
-		b.finish(err == io.EOF)
-	}
-	return n, err
-}
-
-func (b *upBody) Close() error {
-	if !b.done {
-		b.finish(false)
-	}
-	return nil
-}
-
-func (b *upBody) finish(complete bool) {
-	b.done = true
-	// stop reports false if ctx ended and the connection was closed under
-	// the read.
-	if b.stop() && complete && b.keep {
-		b.u.put(b.pc)
-		return
-	}
-	b.pc.Close()
+	return u.fallback.RoundTrip(req)
 }
 
 // get returns a pooled connection or dials a new one.
@@ -361,7 +211,8 @@ func (u *upstream) get(ctx context.Context) (*upConn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{trackedConn: c.(*trackedConn), br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	pc := &upConn{trackedConn: c.(*trackedConn), br: bufio.NewReaderSize(c, upReadBuffer)}
+	return pc, false, nil
 }
 
 // put pools a connection whose last response was read to the end.
