@@ -63,7 +63,7 @@ instances that no route points at.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
-	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process or docker")
+	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process, docker or swarm (on a swarm manager: DOCKER_HOST)")
 	cmd.Flags().StringVar(&o.api.APIAddr, "api", "", "also serve the API to token holders on this TCP address (e.g. 0.0.0.0:7443; plain HTTP only on loopback)")
 	cmd.Flags().StringVar(&o.api.APICert, "api-cert", "", "TLS certificate (PEM) for --api")
 	cmd.Flags().StringVar(&o.api.APIKey, "api-key", "", "TLS private key (PEM) for --api")

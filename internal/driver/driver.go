@@ -62,7 +62,10 @@ type Instance struct {
 	ID   string
 	Name string
 	// Addr is host:port on which the router reaches the instance (loopback for local drivers).
-	Addr   string
+	Addr string
+	// Addrs, when set, lists every address the instance answers on, Addr
+	// first: a swarm service with several replicas has one per task.
+	Addrs  []string
 	Labels map[string]string
 	// State is "running" or "exited".
 	State string

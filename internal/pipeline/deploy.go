@@ -442,6 +442,11 @@ func service(store, app string) string { return store + "/" + app }
 func addrs(is []driver.Instance) []string {
 	var out []string
 	for _, i := range is {
+		if len(i.Addrs) > 0 {
+			// A swarm service with several replicas answers on each task's address.
+			out = append(out, i.Addrs...)
+			continue
+		}
 		out = append(out, i.Addr)
 	}
 	return out

@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/docker"
 	"github.com/slipway-dev/slipway/internal/driver/process"
+	"github.com/slipway-dev/slipway/internal/driver/swarm"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/registry"
@@ -36,7 +37,7 @@ type Options struct {
 	DataDir string
 	// HTTPAddr is where the router listens; default 127.0.0.1:8080.
 	HTTPAddr string
-	// Driver is "process" (default) or "docker".
+	// Driver is "process" (default), "docker" or "swarm".
 	Driver string
 	// StopOnExit stops every instance when the server exits (slipway up);
 	// otherwise instances keep serving and are recovered by the next start.
@@ -145,8 +146,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		// engine must never list, adopt or stop these containers.
 		sum := sha256.Sum256([]byte(o.DataDir))
 		s.Driver, err = docker.New(ctx, docker.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}))
+	case "swarm":
+		// On a swarm manager (DOCKER_HOST); the same data-dir scope as docker.
+		sum := sha256.Sum256([]byte(o.DataDir))
+		s.Driver, err = swarm.New(ctx, swarm.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}))
 	default:
-		err = fmt.Errorf("unknown driver %q: use process or docker", o.Driver)
+		err = fmt.Errorf("unknown driver %q: use process, docker or swarm", o.Driver)
 	}
 	if err != nil {
 		return nil, err
