@@ -145,6 +145,9 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	// a caller that stopped listening.
 	ctx = context.WithoutCancel(ctx)
 	say("", "lock taken")
+	if err := d.applyScale(ctx, &req); err != nil {
+		return nil, err
+	}
 
 	host, _ := os.Hostname()
 	rel := &state.Release{Project: req.Project, Store: req.Store, Commit: req.Commit, Kind: req.Kind, Destructive: req.Destructive,
@@ -235,6 +238,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	for _, sa := range started {
 		d.remember(sa, req, sa.specs)
 	}
+	d.setLive(req, rel.ID)
 	d.stopOld(context.WithoutCancel(ctx), req, rel.ID, say)
 	d.prune(context.WithoutCancel(ctx), say)
 

@@ -74,6 +74,7 @@ func (s *Server) apiHandler() http.Handler {
 	s.mountEnv(mux)
 	s.mountAuth(mux)
 	s.mountExtra(mux)
+	s.mountOps(mux)
 	return mux
 }
 
