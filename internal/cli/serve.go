@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/server"
 )
 
@@ -13,6 +14,7 @@ type serveOptions struct {
 	driver   string
 	registry string
 	api      server.Options
+	push     pushOptions
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -36,10 +38,13 @@ instances that no route points at.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dataDir := g.data
+			cfg, err := serveConfig(g, &o.push)
+			if err != nil {
+				return err
+			}
 			if dataDir == "" {
-				cfg, err := g.load()
-				if err != nil {
-					return fmt.Errorf("%w (or pass --state-dir)", err)
+				if cfg == nil {
+					return fmt.Errorf("%w (or pass --state-dir)", config.ErrNotFound)
 				}
 				dataDir = g.dataDir(cfg)
 			}
@@ -59,7 +64,12 @@ instances that no route points at.`,
 			if a := srv.RegistryAddr(); a != "" {
 				fmt.Fprintf(g.stderr, "slipway serve: image store at http://%s/v2/ (read-only)\n", a)
 			}
-			return srv.Serve(cmd.Context())
+			serveCtx, stopPush, err := startPush(cmd.Context(), g, &o.push, srv, dataDir, cfg)
+			if err != nil {
+				return err
+			}
+			defer stopPush()
+			return srv.Serve(serveCtx)
 		},
 	}
 	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
@@ -68,6 +78,7 @@ instances that no route points at.`,
 	cmd.Flags().StringVar(&o.api.APICert, "api-cert", "", "TLS certificate (PEM) for --api")
 	cmd.Flags().StringVar(&o.api.APIKey, "api-key", "", "TLS private key (PEM) for --api")
 	cmd.Flags().BoolVar(&o.api.APIInsecure, "api-insecure", false, "allow plain HTTP for --api on a non-loopback address (behind a TLS-terminating proxy)")
+	o.push.bind(cmd.Flags())
 	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
 	return cmd
 }

@@ -54,6 +54,8 @@ type Config struct {
 	Verify VerifySpec `yaml:"verify" json:"verify"`
 	// Registry is the default registry images are pushed to ("" = the embedded one).
 	Registry string `yaml:"registry" json:"registry,omitempty"`
+	// Source is the repository serve deploys from on a push.
+	Source SourceSpec `yaml:"source" json:"source,omitzero"`
 	// Apps are the base applications.
 	Apps []*App `yaml:"apps" json:"apps"`
 	// Stores are keyed by store id; entries exist for every store directory found, configured or not.

@@ -113,6 +113,7 @@ func Parse(fsys fs.FS, root, name string, data []byte) (*Config, error) {
 	v.apps()
 	v.discover()
 	v.stores()
+	v.source()
 	if ps.hasErrors() {
 		return nil, &ValidationError{Problems: ps.sorted()}
 	}

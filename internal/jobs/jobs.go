@@ -212,53 +212,84 @@ func scan(row interface{ Scan(...any) error }) (*Job, error) {
 	return j, nil
 }
 
-// Enqueue records j as waiting. A job of the same store already waiting at the
-// same commit and kind is returned instead (nothing new is queued); one waiting
-// at another commit is marked superseded by j.
+// Enqueue records j as waiting (see Submit).
 func (q *Queue) Enqueue(ctx context.Context, j *Job) (*Job, error) {
+	out, _, err := q.Submit(ctx, j)
+	return out, err
+}
+
+// Submitted says what Submit did.
+type Submitted struct {
+	// Existing is set when a job of the same store, commit and kind already
+	// ran or waited: that job is returned and nothing new is queued.
+	Existing bool
+	// Superseded is the waiting job of the store that j replaced.
+	Superseded string
+}
+
+// Submit records j as waiting, in one transaction: a job of the same store
+// already running or waiting at the same commit and kind is returned instead;
+// one waiting at another commit is marked superseded by j.
+func (q *Queue) Submit(ctx context.Context, j *Job) (*Job, Submitted, error) {
+	var sub Submitted
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, sub, err
 	}
 	defer tx.Rollback()
-	waiting, err := scan(tx.QueryRowContext(ctx, `SELECT doc FROM jobs WHERE store = ? AND status = ? ORDER BY seq DESC LIMIT 1`, j.Store, StatusWaiting))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
+	rows, err := tx.QueryContext(ctx, `SELECT doc FROM jobs WHERE store = ? AND status IN (?, ?) ORDER BY seq`, j.Store, StatusRunning, StatusWaiting)
+	if err != nil {
+		return nil, sub, err
 	}
-	if waiting != nil && waiting.Commit == j.Commit && waiting.Kind == j.Kind {
-		return waiting, nil
+	var waiting *Job
+	for rows.Next() {
+		a, err := scan(rows)
+		if err != nil {
+			rows.Close()
+			return nil, sub, err
+		}
+		if a.Commit == j.Commit && a.Kind == j.Kind {
+			rows.Close()
+			sub.Existing = true
+			return a, sub, nil
+		}
+		if a.Status == StatusWaiting {
+			waiting = a
+		}
 	}
+	rows.Close()
 	now := time.Now().UTC()
 	j.Status, j.Stage, j.CreatedAt = StatusWaiting, StageQueued, now
 	res, err := tx.ExecContext(ctx, `INSERT INTO jobs (store, status, created_at, doc) VALUES (?, ?, ?, '{}')`, j.Store, j.Status, now.UnixNano())
 	if err != nil {
-		return nil, err
+		return nil, sub, err
 	}
 	seq, err := res.LastInsertId()
 	if err != nil {
-		return nil, err
+		return nil, sub, err
 	}
 	j.ID = jobID(seq)
 	if err := save(ctx, tx, j); err != nil {
-		return nil, err
+		return nil, sub, err
 	}
 	if waiting != nil {
 		waiting.Status, waiting.SupersededBy, waiting.FinishedAt = StatusSuperseded, j.ID, now
 		if err := save(ctx, tx, waiting); err != nil {
-			return nil, err
+			return nil, sub, err
 		}
 		q.logTx(ctx, tx, waiting.ID, "superseded by "+j.ID+" (commit "+short(j.Commit)+")")
+		sub.Superseded = waiting.ID
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, err
+		return nil, sub, err
 	}
 	if waiting != nil {
 		q.notify(waiting.ID)
 	}
 	q.kick()
-	return j, nil
+	return j, sub, nil
 }
 
 func short(s string) string {
@@ -382,4 +413,22 @@ func (q *Queue) Cancel(ctx context.Context, id, who string) (*Job, error) {
 		return j, fmt.Errorf("%s is %s: %w", j.ID, j.Status, ErrFinished)
 	}
 	return j, nil
+}
+
+// Active returns a store's running and waiting jobs, oldest first.
+func (q *Queue) Active(ctx context.Context, store string) ([]*Job, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT doc FROM jobs WHERE store = ? AND status IN (?, ?) ORDER BY seq`, store, StatusRunning, StatusWaiting)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Job
+	for rows.Next() {
+		j, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
 }

@@ -101,6 +101,11 @@ type BuildOptions struct {
 	Log io.Writer
 	// Progress, when set, receives publish progress for live display.
 	Progress func(registry.Progress)
+	// Revision, when set, is the commit Config.Root holds (serve builds from a
+	// snapshot of an exact commit, which is no git work tree); default: described from Root.
+	Revision *gitfs.Revision
+	// OutDir is where stores are composed; default <root>/.out.
+	OutDir string
 }
 
 // BuiltImage is the outcome for one app of one store.
@@ -157,7 +162,13 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			fmt.Fprintf(o.Log, format+"\n", args...)
 		}
 	}
-	rev, err := gitfs.Describe(ctx, cfg.Root)
+	var rev gitfs.Revision
+	var err error
+	if o.Revision != nil {
+		rev = *o.Revision
+	} else {
+		rev, err = gitfs.Describe(ctx, cfg.Root)
+	}
 	if err != nil && o.AllowNoGit {
 		rev, err = gitfs.Revision{Commit: "local", Time: time.Unix(0, 0).UTC()}, nil
 	}
@@ -178,7 +189,11 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		created = time.Unix(sec, 0).UTC()
 	}
 
-	composer := compose.New(cfg)
+	var copts []compose.Option
+	if o.OutDir != "" {
+		copts = append(copts, compose.WithOutDir(o.OutDir))
+	}
+	composer := compose.New(cfg, copts...)
 	composed, err := composer.Compose(ctx, o.Stores)
 	if err != nil {
 		return nil, err

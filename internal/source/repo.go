@@ -208,12 +208,18 @@ func (r *Repo) gitIn(ctx context.Context, args ...string) ([]byte, error) {
 // Fetch brings the configured branch (and, when commit is set and not there
 // yet, that commit) into the cache and returns the branch's head. The URL is
 // always the configured one: a webhook payload's clone URL is never used.
-func (r *Repo) Fetch(ctx context.Context) (string, error) {
+func (r *Repo) Fetch(ctx context.Context) (string, error) { return r.FetchBranch(ctx, r.o.Branch) }
+
+// FetchBranch brings one branch of the configured repository into the cache and returns its head.
+func (r *Repo) FetchBranch(ctx context.Context, branch string) (string, error) {
+	if err := CheckBranch(branch); err != nil {
+		return "", err
+	}
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
-	ref := "refs/heads/" + r.o.Branch
-	if _, err := r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--prune", "--", r.o.URL, "+"+ref+":"+ref); err != nil {
-		return "", fmt.Errorf("fetching %s from %s: %w", r.o.Branch, r.o.URL, err)
+	ref := "refs/heads/" + branch
+	if _, err := r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, "+"+ref+":"+ref); err != nil {
+		return "", fmt.Errorf("fetching %s from %s: %w", branch, StripCredentials(r.o.URL), err)
 	}
 	return r.Resolve(ctx, ref)
 }

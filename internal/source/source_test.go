@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/compose"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // GitHub's documented example for validating webhook deliveries.
@@ -128,8 +129,8 @@ func TestParseEvents(t *testing.T) {
 
 func TestRepoFetchAndChanges(t *testing.T) {
 	ctx := context.Background()
-	g := newGitRepo(t)
-	r, err := Open(ctx, Options{URL: g.bare, Branch: "main", CacheDir: t.TempDir()})
+	g := testenv.NewGitRepo(t)
+	r, err := Open(ctx, Options{URL: g.Bare, Branch: "main", CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestRepoFetchAndChanges(t *testing.T) {
 	live := map[string]string{"us": first, "eu": first, "sports-brand": first}
 
 	// The base next.js header is overridden by fashion-brand, which us and eu inherit: nothing changes.
-	c2 := g.commit("main", "base header", map[string]string{"apps/storefront-unified-nextjs/components/header.js": "module.exports = 'new base header';\n"})
+	c2 := g.Commit("main", "base header", map[string]string{"apps/storefront-unified-nextjs/components/header.js": "module.exports = 'new base header';\n"})
 	if got, err := r.Fetch(ctx); err != nil || got != c2 {
 		t.Fatalf("Fetch = %s, %v; want %s", got, err, c2)
 	}
@@ -163,7 +164,7 @@ func TestRepoFetchAndChanges(t *testing.T) {
 	}
 
 	// us's own file: only us, STORE_CHANGED.
-	c3 := g.commit("main", "us locale", map[string]string{"apps/stores/fashion-brand/stores/us/storefront-unified-nextjs/config/locale.json": "{\"locale\":\"en-US\",\"x\":1}\n"})
+	c3 := g.Commit("main", "us locale", map[string]string{"apps/stores/fashion-brand/stores/us/storefront-unified-nextjs/config/locale.json": "{\"locale\":\"en-US\",\"x\":1}\n"})
 	r.Fetch(ctx)
 	_, chs, err = r.Changes(ctx, c3, live, nil)
 	if err != nil {
@@ -180,7 +181,7 @@ func TestRepoFetchAndChanges(t *testing.T) {
 	}
 
 	// The base footer: us inherits it (BASE_APP_CHANGED), eu overrides it.
-	c4 := g.commit("main", "base footer", map[string]string{"apps/storefront-unified-nextjs/components/footer.js": "module.exports = 'new footer';\n"})
+	c4 := g.Commit("main", "base footer", map[string]string{"apps/storefront-unified-nextjs/components/footer.js": "module.exports = 'new footer';\n"})
 	r.Fetch(ctx)
 	_, chs, err = r.Changes(ctx, c4, map[string]string{"us": c3, "eu": c3, "sports-brand": c3}, nil)
 	if err != nil {
@@ -197,7 +198,7 @@ func TestRepoFetchAndChanges(t *testing.T) {
 	}
 
 	// A commit on another branch is not fetched by the branch fetch, but by id.
-	other := g.commit("feature", "elsewhere", map[string]string{"README.md": "x\n"})
+	other := g.Commit("feature", "elsewhere", map[string]string{"README.md": "x\n"})
 	if r.Has(ctx, other) {
 		t.Fatal("a commit of another branch was fetched with the branch")
 	}
