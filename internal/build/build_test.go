@@ -182,10 +182,10 @@ func TestCollectPresetsAndGlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := listDeploy(t, p.Dir); got != ".next/static/chunk.js .slipway/entrypoint.sh node_modules/x/i.js public/robots.txt server.js" {
+	if got := listDeploy(t, p.Dir); got != ".next/static/chunk.js .slipway/entrypoint.sh .slipway/start/next-server.cjs node_modules/x/i.js public/robots.txt server.js" {
 		t.Errorf("next: %s", got)
 	}
-	if strings.Join(p.Entrypoint, " ") != "node server.js" || p.Files != 5 {
+	if strings.Join(p.Entrypoint, " ") != "node .slipway/start/next-server.cjs" || p.Files != 6 {
 		t.Errorf("next: %+v", p)
 	}
 	// Collect replaces an old .deploy completely.
@@ -201,7 +201,7 @@ func TestCollectPresetsAndGlobs(t *testing.T) {
 	nuxt := t.TempDir()
 	writeFiles(t, nuxt, map[string]string{".output/server/index.mjs": "s", ".output/public/a.css": "a", "pages/x.vue": "no"})
 	p, err = Collect(nuxt, Selection{Framework: "nuxt"})
-	if err != nil || listDeploy(t, p.Dir) != ".output/public/a.css .output/server/index.mjs" || p.Entrypoint[1] != ".output/server/index.mjs" {
+	if err != nil || listDeploy(t, p.Dir) != ".output/public/a.css .output/server/index.mjs .slipway/start/nuxt-server.mjs" || p.Entrypoint[1] != ".slipway/start/nuxt-server.mjs" {
 		t.Errorf("nuxt: %v %s", err, listDeploy(t, nuxt))
 	}
 

@@ -28,6 +28,9 @@ type Selection struct {
 	// Include and Exclude are doublestar globs relative to the app; when either is
 	// set they replace the preset.
 	Include, Exclude []string
+	// SourceDir names the app's source directory in messages (e.g.
+	// apps/storefront-unified-nextjs); default the composed directory.
+	SourceDir string
 }
 
 // Production is the result of Collect.
@@ -41,6 +44,9 @@ type Production struct {
 	// Files counts regular files and symlinks; Bytes their size.
 	Files int
 	Bytes int64
+
+	// shims are start scripts written to .deploy/ShimDir, by file name.
+	shims map[string]string
 }
 
 // mapping copies the tree at src (relative to the app) to dst (relative to .deploy).
@@ -92,18 +98,21 @@ func Collect(dir string, sel Selection) (*Production, error) {
 		p.Entrypoint = plainEntrypoint(dir)
 	case sel.Framework == "next":
 		p.Preset = "next"
-		if st, err := os.Stat(filepath.Join(dir, ".next/standalone")); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("next preset: %s/.next/standalone not found: set output: 'standalone' in next.config.js, or set deploy.include in the config", dir)
+		nm, err := nextMappings(dir, sel.SourceDir)
+		if err != nil {
+			return nil, err
 		}
-		maps = []mapping{{src: ".next/standalone", dst: "."}, {src: ".next/static", dst: ".next/static", optional: true}, {src: "public", dst: "public", optional: true}}
-		p.Entrypoint = []string{"node", "server.js"}
+		maps = nm.maps
+		p.Entrypoint = []string{"node", ShimDir + "/next-server.cjs"}
+		p.shims = map[string]string{"next-server.cjs": nextShim(nm.server)}
 	case sel.Framework == "nuxt":
 		p.Preset = "nuxt"
 		if st, err := os.Stat(filepath.Join(dir, ".output/server/index.mjs")); err != nil || st.IsDir() {
 			return nil, fmt.Errorf("nuxt preset: %s/.output/server/index.mjs not found: did the build run `nuxt build`?", dir)
 		}
 		maps = []mapping{{src: ".output", dst: ".output"}}
-		p.Entrypoint = []string{"node", ".output/server/index.mjs"}
+		p.Entrypoint = []string{"node", ShimDir + "/nuxt-server.mjs"}
+		p.shims = map[string]string{"nuxt-server.mjs": nuxtShim}
 	default:
 		p.Preset = "plain"
 		maps = []mapping{{src: ".", dst: "."}}
@@ -130,6 +139,10 @@ func Collect(dir string, sel Selection) (*Production, error) {
 			os.RemoveAll(tmp)
 			return nil, err
 		}
+	}
+	if err := p.writeShims(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
 	}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		return nil, err

@@ -23,9 +23,12 @@ var configNames = []string{"slipway.yaml", "slipway.yml", "slipway.json", "aloka
 
 // Defaults.
 const (
-	DefaultStoresDir  = "apps/stores"
-	DefaultHealthPath = "/healthz"
-	DefaultPort       = 3000
+	DefaultStoresDir = "apps/stores"
+	// DefaultHealthPath is checked when an app configures no health path; any
+	// answer below DefaultHealthMaxStatus passes (see Health.Default).
+	DefaultHealthPath      = "/"
+	DefaultHealthMaxStatus = 500
+	DefaultPort            = 3000
 	// DeleteFile lists, in a store's app folder, inherited paths the store removes.
 	DeleteFile = ".slipway-delete"
 )
@@ -112,8 +115,12 @@ type App struct {
 
 // Health configures an app's health check.
 type Health struct {
-	// Path is requested with GET; default /healthz.
+	// Path is requested with GET and must answer 2xx or 3xx. Unset, "/" is
+	// requested and any answer below 500 passes, so an unmodified app (which
+	// has no /healthz) is healthy once it serves.
 	Path string `yaml:"path" json:"path"`
+	// Default is true when Path was not configured (the lenient check applies).
+	Default bool `yaml:"-" json:"default,omitempty"`
 	// Interval between checks; default 1s.
 	Interval Duration `yaml:"interval" json:"interval"`
 	// Timeout of one check; default 5s.

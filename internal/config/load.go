@@ -188,7 +188,7 @@ func (v *validator) defaults() {
 			a.Port = DefaultPort
 		}
 		if a.Health.Path == "" {
-			a.Health.Path = DefaultHealthPath
+			a.Health.Path, a.Health.Default = DefaultHealthPath, true
 		}
 		if a.Health.Interval == 0 {
 			a.Health.Interval = Duration(time.Second)

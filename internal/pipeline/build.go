@@ -110,19 +110,25 @@ type BuildOptions struct {
 
 // BuiltImage is the outcome for one app of one store.
 type BuiltImage struct {
-	Store       string        `json:"store"`
-	App         string        `json:"app"`
-	Ref         string        `json:"ref"`
-	Digest      string        `json:"digest"`
-	DriverRef   string        `json:"driverRef"`
-	Insecure    bool          `json:"insecure,omitempty"`
-	Fingerprint string        `json:"fingerprint"`
-	UpToDate    bool          `json:"upToDate"`
-	Port        int           `json:"port"`
-	Duration    time.Duration `json:"-"`
-	Millis      int64         `json:"durationMs"`
-	Err         error         `json:"-"`
-	Error       string        `json:"error,omitempty"`
+	Store       string `json:"store"`
+	App         string `json:"app"`
+	Ref         string `json:"ref"`
+	Digest      string `json:"digest"`
+	DriverRef   string `json:"driverRef"`
+	Insecure    bool   `json:"insecure,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	UpToDate    bool   `json:"upToDate"`
+	Port        int    `json:"port"`
+	// Base is the base image reference; MissingInterpreter names the
+	// entrypoint's program when the image has no such file in its PATH
+	// (fine on the process runtime, which falls back to the host's PATH;
+	// a container cannot start).
+	Base               string        `json:"base,omitempty"`
+	MissingInterpreter string        `json:"missingInterpreter,omitempty"`
+	Duration           time.Duration `json:"-"`
+	Millis             int64         `json:"durationMs"`
+	Err                error         `json:"-"`
+	Error              string        `json:"error,omitempty"`
 }
 
 // BuildResult is the outcome of a Build job.
@@ -344,12 +350,22 @@ func buildEnv(cfg *config.Config, store string, app *config.App) map[string]stri
 	return env
 }
 
+// BaseImageEnv sets the base image of apps whose config names none: an
+// alokai.config.json stays unchanged while its images get a Node.js base for
+// a container runtime.
+const BaseImageEnv = "SLIPWAY_IMAGE_BASE"
+
+// baseRef is the app's base: its own image.base, the project's, the
+// environment's (BaseImageEnv), else scratch.
 func baseRef(cfg *config.Config, app *config.App) string {
 	if app.Image.Base != "" {
 		return app.Image.Base
 	}
 	if cfg.Image.Base != "" {
 		return cfg.Image.Base
+	}
+	if b := os.Getenv(BaseImageEnv); b != "" {
+		return b
 	}
 	return "scratch"
 }
@@ -421,7 +437,7 @@ func reuse(ctx context.Context, store ImageStore, u *buildUnit, tag string) (boo
 func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, rev gitfs.Revision, tag string, created time.Time) error {
 	start := time.Now()
 	cfg := o.Config
-	prod, err := build.Collect(u.dir, build.Selection{Framework: u.app.Framework, Include: u.app.Deploy.Include, Exclude: u.app.Deploy.Exclude})
+	prod, err := build.Collect(u.dir, build.Selection{Framework: u.app.Framework, Include: u.app.Deploy.Include, Exclude: u.app.Deploy.Exclude, SourceDir: u.app.Path})
 	if err != nil {
 		return fmt.Errorf("%s/%s: collecting production files: %w", u.store.ID, u.app.ID, err)
 	}
@@ -447,6 +463,10 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	if err != nil {
 		return fmt.Errorf("%s/%s: %w", u.store.ID, u.app.ID, err)
 	}
+	u.out.Base = baseRef(cfg, u.app)
+	if u.out.MissingInterpreter, err = base.missing(u.out.Base, entry[0]); err != nil {
+		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, entry[0], err)
+	}
 	if c, ok := img.(io.Closer); ok {
 		defer c.Close()
 	}
@@ -470,6 +490,36 @@ type baseEntry struct {
 	digest string
 	err    error
 	once   sync.Once
+
+	mu    sync.Mutex
+	found map[string]bool // program name -> in the base's PATH
+}
+
+// missing returns prog when the base lacks it. Only bare program names of
+// local bases (scratch, oci-layout:, tarball:) are looked for: reading a
+// registry base's layers would download what publishing never needs.
+func (e *baseEntry) missing(ref, prog string) (string, error) {
+	local := ref == image.ScratchRef || strings.HasPrefix(ref, image.OCILayoutPrefix) || strings.HasPrefix(ref, image.TarballPrefix)
+	if !local || prog == "" || strings.Contains(prog, "/") {
+		return "", nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ok, seen := e.found[prog]
+	if !seen {
+		var err error
+		if ok, err = image.LookPath(e.img, prog); err != nil {
+			return "", err
+		}
+		if e.found == nil {
+			e.found = map[string]bool{}
+		}
+		e.found[prog] = ok
+	}
+	if ok {
+		return "", nil
+	}
+	return prog, nil
 }
 
 // baseCache loads each distinct base image once per job.

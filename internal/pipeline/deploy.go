@@ -47,6 +47,11 @@ type AppDeploy struct {
 	Instances int `json:"instances,omitempty"`
 	// Env is the app's own env (store env wins over it).
 	Env map[string]string `json:"env,omitempty"`
+	// Base and MissingInterpreter come from the build (BuiltImage); with
+	// ConfigFile they let a container runtime refuse an image that cannot start.
+	Base               string `json:"base,omitempty"`
+	MissingInterpreter string `json:"missingInterpreter,omitempty"`
+	ConfigFile         string `json:"configFile,omitempty"`
 }
 
 // Hook is a shell command run in a release's image.
@@ -136,6 +141,10 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	if len(req.Apps) == 0 {
 		return nil, fmt.Errorf("deploying %s: no apps", req.Store)
 	}
+	if err := d.checkInterpreters(req); err != nil {
+		say("", "FAILED: %v", err)
+		return nil, err
+	}
 	lock, err := d.State.Acquire(ctx, req.Store, state.LockOptions{Wait: req.Wait, Commit: req.Commit})
 	if err != nil {
 		return nil, fmt.Errorf("taking the deploy lock of %s: %w", req.Store, err)
@@ -216,6 +225,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	cut, err := d.Router.DeployAll(ctx, d.cutover(req, started, func() {
 		// Live from the swap on: recorded now, not after the drain.
 		stage.Status, stage.Finished = "ok", time.Now()
+		stage.Note = healthNote(started)
 		rel.Stages = append(rel.Stages, stage)
 		rel.Stage = StageDeploy
 		promoteErr = d.State.Promote(context.WithoutCancel(ctx), rel)
@@ -441,6 +451,19 @@ func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployR
 	return out, nil
 }
 
+// healthNote records in the release what the gate checked, per app.
+func healthNote(started []*startedApp) string {
+	var parts []string
+	for _, sa := range started {
+		p := fmt.Sprintf("%s: %s on %d instance(s)", sa.app.App, sa.app.Health.Rule(), len(sa.instances))
+		if sa.app.Health.MaxStatus > 0 {
+			p += " (default check: no health path configured)"
+		}
+		parts = append(parts, p)
+	}
+	return "health gate passed: " + strings.Join(parts, "; ")
+}
+
 func service(store, app string) string { return store + "/" + app }
 
 func addrs(is []driver.Instance) []string {
@@ -610,4 +633,33 @@ func (l *lineEmitter) flush() {
 		l.say(string(l.buf))
 		l.buf = nil
 	}
+}
+
+// ErrNoInterpreter marks an image that a container runtime cannot start.
+var ErrNoInterpreter = errors.New("the image lacks its entrypoint's interpreter")
+
+// checkInterpreters refuses, before anything runs, images whose entrypoint's
+// program is not in the image: a container would fail with `exec: "node":
+// executable file not found`. The process runtime uses the host's PATH too.
+func (d *Deployer) checkInterpreters(req DeployRequest) error {
+	if d.Driver.Capabilities().Isolation != "container" {
+		return nil
+	}
+	var errs []error
+	for _, a := range req.Apps {
+		if a.MissingInterpreter == "" {
+			continue
+		}
+		file := a.ConfigFile
+		if file == "" {
+			file = "the config"
+		}
+		want := "an image that has " + a.MissingInterpreter
+		if a.MissingInterpreter == "node" {
+			want = "a Node.js image (e.g. `image: {base: node:20-slim}`)"
+		}
+		errs = append(errs, fmt.Errorf("%w: %s/%s runs %q, which base image %q does not have in its PATH: set image.base in %s (or %s in the environment) to %s, or deploy on the process driver",
+			ErrNoInterpreter, req.Store, a.App, a.MissingInterpreter, a.Base, file, BaseImageEnv, want))
+	}
+	return errors.Join(errs...)
 }

@@ -97,8 +97,9 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 		}
 		req.Apps = append(req.Apps, AppDeploy{
 			App: app.ID, Image: driver.Image{Ref: im.DriverRef, Insecure: im.Insecure}, Ref: im.Ref, Digest: im.Digest, Port: app.Port,
-			Health: proxy.HealthCheck{Path: app.Health.Path, Interval: app.Health.Interval.D(), Timeout: app.Health.Timeout.D(), Deadline: app.Health.Deadline.D()},
+			Health: healthCheck(app.Health),
 			Hosts:  Hosts(cfg, store, app), Env: app.Env,
+			Base: im.Base, MissingInterpreter: im.MissingInterpreter, ConfigFile: cfg.File,
 		})
 	}
 	return req, nil
@@ -106,3 +107,13 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 
 // DefaultHookTimeout bounds hooks that set none.
 const DefaultHookTimeout = 10 * time.Minute
+
+// healthCheck is the router's check for an app's health settings: strict
+// (2xx/3xx) on a configured path, lenient (below 500 on "/") by default.
+func healthCheck(h config.Health) proxy.HealthCheck {
+	hc := proxy.HealthCheck{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(), Deadline: h.Deadline.D()}
+	if h.Default {
+		hc.MaxStatus = config.DefaultHealthMaxStatus
+	}
+	return hc
+}

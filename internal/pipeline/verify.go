@@ -29,7 +29,7 @@ func (d *Deployer) verify(ctx context.Context, rel *state.Release, req DeployReq
 			r := httptest.NewRequestWithContext(ctx, http.MethodGet, "http://"+h+path, nil)
 			w := httptest.NewRecorder()
 			d.Router.ServeHTTP(w, r)
-			if w.Code >= 400 {
+			if (a.Health.MaxStatus > 0 && !a.Health.Passes(w.Code)) || (a.Health.MaxStatus == 0 && w.Code >= 400) {
 				problems = append(problems, fmt.Sprintf("%s%s answered %d", h, path, w.Code))
 			}
 			if req.DNS != "off" && !strings.HasSuffix(h, ".localhost") && h != "localhost" {

@@ -21,6 +21,28 @@ type HealthCheck struct {
 	Interval time.Duration `json:"interval,omitempty"` // between checks of one target; default 1s
 	Timeout  time.Duration `json:"timeout,omitempty"`  // per check; default 5s
 	Deadline time.Duration `json:"deadline,omitempty"` // for the whole gate; default 60s
+	// MaxStatus, when set, makes any answer below it healthy (the default check
+	// of an app that configures no health path: an unmodified app has no
+	// /healthz, but its "/" answering 404 still proves the server is up).
+	// Zero keeps the strict rule: 2xx or 3xx.
+	MaxStatus int `json:"maxStatus,omitempty"`
+}
+
+// Rule says in words what passes the check, for release records and errors.
+func (h HealthCheck) Rule() string {
+	h = h.withDefaults()
+	if h.MaxStatus > 0 {
+		return fmt.Sprintf("GET %s answers below %d", h.Path, h.MaxStatus)
+	}
+	return fmt.Sprintf("GET %s answers 2xx or 3xx", h.Path)
+}
+
+// Passes reports whether an answer with status passes the check.
+func (h HealthCheck) Passes(status int) bool {
+	if h.MaxStatus > 0 {
+		return status > 0 && status < h.MaxStatus
+	}
+	return status >= 200 && status < 400
 }
 
 func (h HealthCheck) withDefaults() HealthCheck {
@@ -81,7 +103,7 @@ func check(ctx context.Context, addr string, h HealthCheck) (int, error) {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
-	if res.StatusCode < 200 || res.StatusCode >= 400 {
+	if !h.Passes(res.StatusCode) {
 		return res.StatusCode, fmt.Errorf("status %d", res.StatusCode)
 	}
 	return res.StatusCode, nil

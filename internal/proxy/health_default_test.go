@@ -1,0 +1,39 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An unmodified app has no /healthz: the default check (MaxStatus) takes its
+// "/" answering 404 as up, a 500 as not; a configured path stays strict.
+func TestGateMaxStatus(t *testing.T) {
+	status := http.StatusNotFound
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	lenient := HealthCheck{Path: "/", MaxStatus: 500, Interval: 10 * time.Millisecond, Deadline: 300 * time.Millisecond}
+	strict := HealthCheck{Path: "/healthz", Interval: 10 * time.Millisecond, Deadline: 300 * time.Millisecond}
+	if err := Gate(context.Background(), "s", []string{addr}, lenient); err != nil {
+		t.Errorf("lenient gate on 404: %v", err)
+	}
+	if err := Gate(context.Background(), "s", []string{addr}, strict); err == nil {
+		t.Errorf("strict gate passed a 404")
+	}
+	status = http.StatusInternalServerError
+	if err := Gate(context.Background(), "s", []string{addr}, lenient); err == nil {
+		t.Errorf("lenient gate passed a 500")
+	}
+	if lenient.Rule() != "GET / answers below 500" || strict.Rule() != "GET /healthz answers 2xx or 3xx" {
+		t.Errorf("rules: %q %q", lenient.Rule(), strict.Rule())
+	}
+	// Nothing listening: the port must accept connections first.
+	srv.Close()
+	if err := Gate(context.Background(), "s", []string{addr}, lenient); err == nil {
+		t.Errorf("gate passed with nothing listening")
+	}
+}
