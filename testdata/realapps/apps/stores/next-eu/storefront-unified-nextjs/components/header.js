@@ -1,0 +1,3 @@
+export default function Header() {
+  return <header><h1>Next store EU</h1></header>;
+}
