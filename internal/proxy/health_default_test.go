@@ -18,14 +18,14 @@ func TestGateMaxStatus(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	lenient := HealthCheck{Path: "/", MaxStatus: 500, Interval: 10 * time.Millisecond, Deadline: 300 * time.Millisecond}
 	strict := HealthCheck{Path: "/healthz", Interval: 10 * time.Millisecond, Deadline: 300 * time.Millisecond}
-	if err := Gate(context.Background(), "s", []string{addr}, lenient); err != nil {
+	if err := gate(context.Background(), "s", []string{addr}, lenient.withDefaults()); err != nil {
 		t.Errorf("lenient gate on 404: %v", err)
 	}
-	if err := Gate(context.Background(), "s", []string{addr}, strict); err == nil {
+	if err := gate(context.Background(), "s", []string{addr}, strict.withDefaults()); err == nil {
 		t.Errorf("strict gate passed a 404")
 	}
 	status = http.StatusInternalServerError
-	if err := Gate(context.Background(), "s", []string{addr}, lenient); err == nil {
+	if err := gate(context.Background(), "s", []string{addr}, lenient.withDefaults()); err == nil {
 		t.Errorf("lenient gate passed a 500")
 	}
 	if lenient.Rule() != "GET / answers below 500" || strict.Rule() != "GET /healthz answers 2xx or 3xx" {
@@ -33,7 +33,7 @@ func TestGateMaxStatus(t *testing.T) {
 	}
 	// Nothing listening: the port must accept connections first.
 	srv.Close()
-	if err := Gate(context.Background(), "s", []string{addr}, lenient); err == nil {
+	if err := gate(context.Background(), "s", []string{addr}, lenient.withDefaults()); err == nil {
 		t.Errorf("gate passed with nothing listening")
 	}
 }
