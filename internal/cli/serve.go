@@ -15,6 +15,7 @@ type serveOptions struct {
 	registry string
 	api      server.Options
 	push     pushOptions
+	edge     edgeFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -48,7 +49,12 @@ instances that no route points at.`,
 				}
 				dataDir = g.dataDir(cfg)
 			}
+			edge, err := o.edge.options()
+			if err != nil {
+				return err
+			}
 			so := o.api
+			so.Edge = edge
 			so.DataDir, so.HTTPAddr, so.Driver, so.RegistryAddr, so.Log = dataDir, o.http, o.driver, o.registry, g.stderr
 			srv, err := server.New(cmd.Context(), so)
 			if err != nil {
@@ -80,5 +86,6 @@ instances that no route points at.`,
 	cmd.Flags().BoolVar(&o.api.APIInsecure, "api-insecure", false, "allow plain HTTP for --api on a non-loopback address (behind a TLS-terminating proxy)")
 	o.push.bind(cmd.Flags())
 	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
+	o.edge.register(cmd)
 	return cmd
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -26,6 +27,10 @@ type Router struct {
 	services map[string]*service
 	table    atomic.Pointer[routeTable]
 	locks    map[string]chan struct{} // per-service deploy locks, never deleted (one per name ever deployed)
+
+	unrouted atomic.Uint64 // requests for hosts no service routes
+	certs    certExpiry
+	alog     *accessLog
 
 	// Every upstream of a target still in use, for the reaper.
 	upsMu sync.Mutex
@@ -107,6 +112,7 @@ type config struct {
 	drainTimeout          time.Duration
 	trustForwarded        bool
 	trustedProxies        []netip.Prefix
+	accessLog             io.Writer
 	monitorInterval       time.Duration
 }
 
@@ -182,6 +188,9 @@ func NewRouter(statePath string, opts ...Option) (*Router, error) {
 		ups:       map[*upstream]struct{}{},
 		stop:      make(chan struct{}),
 	}
+	if cfg.accessLog != nil {
+		r.alog = newAccessLog(cfg.accessLog)
+	}
 	r.table.Store(&routeTable{})
 	if statePath != "" {
 		if err := r.load(); err != nil {
@@ -226,6 +235,9 @@ func (r *Router) reaper(every time.Duration) {
 		for _, u := range ups {
 			u.reap()
 		}
+		if r.alog != nil {
+			r.alog.flush()
+		}
 	}
 }
 
@@ -234,24 +246,43 @@ func (r *Router) reaper(every time.Duration) {
 func (r *Router) Close() error {
 	r.once.Do(func() { close(r.stop) })
 	r.wg.Wait()
+	if r.alog != nil {
+		r.alog.flush()
+	}
 	return nil
 }
 
 // ServeHTTP routes the request by host: 404 for an unknown host, 503 when the
 // service has no live target, else the request goes to one active target.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
 	svc := r.table.Load().lookup(requestHost(req.Host))
 	if svc == nil {
 		r.errorPage(w, req, http.StatusNotFound, "No application is deployed for this host name.")
+		r.unrouted.Add(1)
+		if r.alog != nil {
+			r.alog.write(&entry{start: start, req: req, status: http.StatusNotFound})
+		}
 		return
 	}
+	var status int
+	var n int64
+	var t *target
 	if m := svc.active.Load().maintenance; m != "" {
 		r.errorPage(w, req, http.StatusServiceUnavailable, m)
-		svc.counters.record(http.StatusServiceUnavailable, req)
-		return
+		status = http.StatusServiceUnavailable
+	} else {
+		status, n, t = r.forward(svc, w, req)
 	}
-	status, _, _ := r.forward(svc, w, req)
 	svc.counters.record(status, req)
+	svc.counters.lat.observe(time.Since(start), n)
+	if r.alog != nil {
+		e := entry{start: start, service: svc.name, req: req, status: status, bytes: n}
+		if t != nil {
+			e.target = t.addr
+		}
+		r.alog.write(&e)
+	}
 }
 
 // forward sends req to one of svc's active targets. A request that could
@@ -302,6 +333,7 @@ type Counters struct {
 }
 
 type counters struct {
+	lat        latency
 	requests   atomic.Uint64
 	class      [6]atomic.Uint64
 	clientGone atomic.Uint64

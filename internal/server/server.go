@@ -55,6 +55,8 @@ type Options struct {
 	APICert     string
 	APIKey      string
 	APIInsecure bool
+	// Edge configures the router's request path (see EdgeOptions).
+	Edge EdgeOptions
 }
 
 // Server is a running control plane.
@@ -81,6 +83,7 @@ type Server struct {
 	gate      *auth.Gate
 	routes    []extraRoute
 	mu        sync.Mutex
+	closers   []io.Closer // files the router writes (the access log)
 }
 
 // SocketPath is where the API listens for a data dir.
@@ -132,9 +135,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := s.openAuth(ctx); err != nil {
 		return nil, err
 	}
-	if s.Router, err = proxy.NewRouter(filepath.Join(o.DataDir, "router.json"), proxy.WithLogger(s.log), proxy.WithHealthMonitor(5*time.Second)); err != nil {
+	edgeOpts, err := s.edgeRouterOptions()
+	if err != nil {
 		return nil, err
 	}
+	if s.Router, err = proxy.NewRouter(filepath.Join(o.DataDir, "router.json"), append([]proxy.Option{proxy.WithLogger(s.log), proxy.WithHealthMonitor(5 * time.Second)}, edgeOpts...)...); err != nil {
+		return nil, err
+	}
+	s.mountMetrics()
 	if s.Images, err = registry.OpenLayout(filepath.Join(o.DataDir, "images")); err != nil {
 		return nil, err
 	}
@@ -320,6 +328,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { errc <- remote.Serve(s.remoteLn) }()
 		s.log.Info("serving the API to token holders", "url", s.APIURL())
 	}
+	if err := s.serveMetrics(); err != nil {
+		return err
+	}
 	if s.regLn != nil {
 		reg := &http.Server{Handler: s.RegistryHandler(), ReadHeaderTimeout: 30 * time.Second}
 		s.mu.Lock()
@@ -374,6 +385,9 @@ func (s *Server) stopEverything(ctx context.Context) {
 func (s *Server) closeAll() {
 	if s.Router != nil {
 		s.Router.Close()
+	}
+	for _, c := range s.closers {
+		c.Close()
 	}
 	if s.State != nil {
 		s.State.Close()
