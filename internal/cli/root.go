@@ -137,6 +137,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newAuditCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
+		newExportCmd(g),
 	)
 	root.AddCommand(dayTwoCommands(g)...)
 	return root
