@@ -50,7 +50,7 @@ read-only registry: pass --image-registry with serve's --registry-listen address
 func newExportKindCmd(g *globals, kind, def string, render func(export.Store) ([]byte, error)) *cobra.Command {
 	o := &exportOptions{}
 	cmd := &cobra.Command{
-		Use:   kind,
+		Use:     kind,
 		Short:   "Write the store's live release as a " + map[string]string{"compose": "docker-compose", "stack": "Swarm stack"}[kind] + " file",
 		Example: "  slipway export " + kind + " --store-id us -o " + def,
 		Args:    cobra.NoArgs,
