@@ -28,6 +28,8 @@ type deployOptions struct {
 	deployOnly  bool
 	jobs        int
 	reg         registryOptions
+	commit      string
+	detach      bool
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -50,6 +52,9 @@ images with the current config and env (a config change).`,
   slipway deploy --store-id us --destructive --confirm us`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.commit != "" {
+				return deployCommit(cmd.Context(), g, o)
+			}
 			cfg, err := g.load()
 			if err != nil {
 				return err
@@ -115,6 +120,8 @@ images with the current config and env (a config change).`,
 	f.StringVar(&o.confirm, "confirm", "", "the store id, to confirm a destructive deploy of a protected store")
 	f.BoolVar(&o.deployOnly, "deploy-only", false, "redeploy the live images with the current config and env: no compose, build or push")
 	f.IntVar(&o.jobs, "jobs", 0, "builds run at once (default: number of cores)")
+	f.StringVar(&o.commit, "commit", "", "ask serve to build and deploy this commit (SHA or branch) of its repository; with no --store-id, the stores that changed since their live commit")
+	f.BoolVar(&o.detach, "detach", false, "with --commit: print the queued jobs and return without following them")
 	o.reg.bind(cmd)
 	return cmd
 }

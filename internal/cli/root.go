@@ -140,6 +140,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newExportCmd(g),
 	)
 	root.AddCommand(dayTwoCommands(g)...)
+	root.AddCommand(pushCommands(g)...)
 	return root
 }
 

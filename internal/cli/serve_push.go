@@ -25,7 +25,7 @@ type pushOptions struct {
 }
 
 func (p *pushOptions) bind(f *pflag.FlagSet) {
-	f.StringVar(&p.repo, "repo", "", "repository to deploy from on a push or `deploy --commit` (URL or path; default source.repo in the config)")
+	f.StringVar(&p.repo, "repo", "", "repository to deploy from on a push or deploy --commit (URL or path; default source.repo in the config)")
 	f.StringVar(&p.branch, "branch", "", "branch whose pushes deploy (default source.branch, else main)")
 	f.StringVar(&p.tokenFile, "repo-token-file", "", "file holding an HTTPS access token for --repo")
 	f.StringVar(&p.keyFile, "repo-key-file", "", "SSH deploy key file for --repo")

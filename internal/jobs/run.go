@@ -247,7 +247,7 @@ func (s *Scheduler) finish(run *Run, err, cause error) *Job {
 		j.Status, j.Error = StatusInterrupted, "serve stopped before the cutover"
 		requeue = requeueOf(j)
 	case j.CancelRequested && j.Stage != StageDeploy:
-		j.Status, j.Error = StatusCancelled, "cancelled"
+		j.Status, j.Error = StatusCancelled, "stopped at a safe point: nothing was deployed"
 	default:
 		j.Status, j.Error = StatusFailed, err.Error()
 	}
