@@ -18,10 +18,11 @@ import (
 
 // pushOptions are serve's repository, webhook and job-queue flags.
 type pushOptions struct {
-	repo, branch          string
-	tokenFile, keyFile    string
-	github, gitlab, gitea string
-	jobs                  int
+	repo, branch            string
+	tokenFile, keyFile      string
+	github, gitlab, gitea   string
+	jobs                    int
+	notifyURL, notifySecret string
 }
 
 func (p *pushOptions) bind(f *pflag.FlagSet) {
@@ -32,6 +33,8 @@ func (p *pushOptions) bind(f *pflag.FlagSet) {
 	f.StringVar(&p.github, "github-secret-file", "", "file holding the GitHub webhook secret (POST /hooks/github)")
 	f.StringVar(&p.gitlab, "gitlab-secret-file", "", "file holding the GitLab webhook secret token (POST /hooks/gitlab)")
 	f.StringVar(&p.gitea, "gitea-secret-file", "", "file holding the Gitea/Forgejo webhook secret (POST /hooks/gitea)")
+	f.StringVar(&p.notifyURL, "notify-url", "", "POST a signed JSON message (X-Slipway-Signature-256) to this URL when a job ends")
+	f.StringVar(&p.notifySecret, "notify-secret-file", "", "file holding the HMAC-SHA256 key for --notify-url")
 	f.IntVar(&p.jobs, "jobs", 1, "jobs (builds and deploys of pushed commits) that run at once")
 }
 
@@ -62,7 +65,15 @@ func startPush(ctx context.Context, g *globals, p *pushOptions, srv *server.Serv
 		return nil, nil, usagef("--jobs %d: give 1 or more", p.jobs)
 	}
 	log := slog.New(slog.NewTextHandler(g.stderr, nil))
-	svc, err := push.Open(ctx, p.options(cfg, dataDir, log), push.Deps{State: srv.State, Deployer: srv.Deployer, Images: srv.Images})
+	po := p.options(cfg, dataDir, log)
+	var notifier *push.Notifier
+	if p.notifyURL != "" || p.notifySecret != "" {
+		if notifier, err = push.NewNotifier(p.notifyURL, p.notifySecret, log); err != nil {
+			return nil, nil, &usageError{err}
+		}
+		po.Notify = notifier.Notify
+	}
+	svc, err := push.Open(ctx, po, push.Deps{State: srv.State, Deployer: srv.Deployer, Images: srv.Images})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,6 +87,9 @@ func startPush(ctx context.Context, g *globals, p *pushOptions, srv *server.Serv
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer c()
 		svc.Stop(sctx)
+		if notifier != nil {
+			notifier.Wait(sctx)
+		}
 		cancel()
 	})
 	go func() {
