@@ -262,6 +262,9 @@ func storeRequestOptions(ctx context.Context, c *server.Client, cfg *config.Conf
 			return o, fmt.Errorf("reading the runtime env of %s: %w", store, err)
 		}
 		o.RuntimeEnv = env
+		if o.StoredSecrets, err = storedSecretNames(ctx, c, store); err != nil {
+			return o, err
+		}
 	}
 	return o, nil
 }

@@ -138,6 +138,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newLoginCmd(g),
 		newLogoutCmd(g),
 		newExportCmd(g),
+		newSecretsCmd(g),
 	)
 	root.AddCommand(dayTwoCommands(g)...)
 	root.AddCommand(pushCommands(g)...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/google/go-containerregistry/pkg/name"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
@@ -109,13 +110,19 @@ type Deployer struct {
 	DataDir string
 	// LayoutDir is the embedded image store, for releases whose images live there.
 	LayoutDir string
+	// Secrets, when set, adds the secrets serve keeps for a store to its deploys.
+	Secrets SecretSource
 	// Resolver checks that domains resolve in verify; default net.DefaultResolver.
 	Resolver interface {
 		LookupHost(ctx context.Context, host string) ([]string, error)
 	}
 
+	// Log receives the supervisor's warnings about recording specs; nil drops them.
+	Log *slog.Logger
+
 	mu         sync.Mutex
 	supervised map[string]*supervised // instances this process started, by id, for restarts
+	watched    map[string]bool        // instances whose exit a goroutine waits for
 }
 
 // ErrDeployFailed marks a deploy that did not go live.
@@ -128,6 +135,10 @@ var ErrDeployFailed = errors.New("deploy failed")
 // every new instance is healthy; a failure before that leaves the old release
 // serving untouched.
 func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Event)) (*state.Release, error) {
+	req, err := d.withStoredSecrets(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	var secretVals []string
 	for _, k := range req.Secrets {
 		secretVals = append(secretVals, req.Env[k])

@@ -30,6 +30,12 @@ func Hosts(cfg *config.Config, store string, app *config.App) []string {
 // SecretValues reads the store's secrets at deploy time: NAME from the
 // environment, or the file named by NAME_FILE. A missing secret is an error.
 func SecretValues(cfg *config.Config, store string, getenv func(string) string) (map[string]string, error) {
+	return secretValues(cfg, store, getenv, nil)
+}
+
+// secretValues is SecretValues where a secret serve keeps (stored, set with
+// `slipway secrets set`) may be absent: serve adds its value to the deploy.
+func secretValues(cfg *config.Config, store string, getenv func(string) string, stored map[string]bool) (map[string]string, error) {
 	out := map[string]string{}
 	var missing []string
 	for _, s := range cfg.Chain(store) {
@@ -46,11 +52,14 @@ func SecretValues(cfg *config.Config, store string, getenv func(string) string) 
 				out[name] = strings.TrimRight(string(b), "\r\n")
 				continue
 			}
+			if stored[name] {
+				continue
+			}
 			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("store %s needs secret(s) %s: set them in the environment (or NAME_FILE pointing at a file)", store, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("store %s needs secret(s) %s: set them in the environment (or NAME_FILE pointing at a file), or keep them in serve with `slipway secrets set NAME --store-id %s`", store, strings.Join(missing, ", "), store)
 	}
 	return out, nil
 }
@@ -63,8 +72,11 @@ type RequestOptions struct {
 	Wait        bool
 	// RuntimeEnv is env set with `slipway env set`, over the config's.
 	RuntimeEnv map[string]string
-	Hooks      Hooks
-	Getenv     func(string) string
+	// StoredSecrets names the secrets serve keeps for the store (`slipway
+	// secrets set`): the config may list them without a value in the environment.
+	StoredSecrets []string
+	Hooks         Hooks
+	Getenv        func(string) string
 }
 
 // NewDeployRequest assembles the request for one store from the config and its built images.
@@ -72,7 +84,11 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
-	secrets, err := SecretValues(cfg, store, o.Getenv)
+	stored := map[string]bool{}
+	for _, n := range o.StoredSecrets {
+		stored[n] = true
+	}
+	secrets, err := secretValues(cfg, store, o.Getenv, stored)
 	if err != nil {
 		return DeployRequest{}, err
 	}

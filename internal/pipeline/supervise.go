@@ -41,7 +41,9 @@ func (d *Deployer) remember(sa *startedApp, req DeployRequest, specs []driver.Sp
 		d.supervised = map[string]*supervised{}
 	}
 	for i, in := range sa.instances {
-		d.supervised[in.ID] = &supervised{spec: specs[i], inst: in, service: service(req.Store, sa.app.App), store: req.Store, health: sa.app.Health, since: time.Now()}
+		r := &supervised{spec: specs[i], inst: in, service: service(req.Store, sa.app.App), store: req.Store, health: sa.app.Health, since: time.Now()}
+		d.supervised[in.ID] = r
+		d.persist(context.Background(), r)
 	}
 }
 
@@ -50,30 +52,33 @@ func (d *Deployer) forget(ids ...string) {
 	defer d.mu.Unlock()
 	for _, id := range ids {
 		delete(d.supervised, id)
+		delete(d.watched, id)
 	}
+	d.unpersist(ids...)
 }
 
 // Supervise restarts crashed instances that still serve a route, with
-// exponential backoff, until ctx ends. Instances adopted from an earlier server
-// run are not restarted (their env, secrets included, was never stored): the
-// router's health monitor takes them out of rotation and a redeploy replaces them.
+// exponential backoff, until ctx ends. Instances an earlier serve started are
+// restarted too (Restore loads their sealed specs), and so are instances a
+// reboot took away. A runtime that restarts crashed instances itself (docker's
+// restart policy) is left to do so: only instances it lost are started again.
 func (d *Deployer) Supervise(ctx context.Context, log *slog.Logger, every time.Duration) {
-	if d.Driver.Capabilities().Restart {
-		return // the runtime restarts crashed instances itself (docker restart policy)
-	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	kick := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
-		d.superviseOnce(ctx, log)
+		d.watchExits(ctx, d.superviseOnce(ctx, log), kick)
 	}
 }
 
-func (d *Deployer) superviseOnce(ctx context.Context, log *slog.Logger) {
+// superviseOnce restarts what needs it and returns the instances it watches.
+func (d *Deployer) superviseOnce(ctx context.Context, log *slog.Logger) []*supervised {
 	d.mu.Lock()
 	recs := make([]*supervised, 0, len(d.supervised))
 	for _, r := range d.supervised {
@@ -81,16 +86,18 @@ func (d *Deployer) superviseOnce(ctx context.Context, log *slog.Logger) {
 	}
 	d.mu.Unlock()
 	if len(recs) == 0 {
-		return
+		return nil
 	}
 	insts, err := d.Driver.List(ctx, map[string]string{driver.LabelManaged: "true", driver.LabelRole: "web"})
 	if err != nil {
 		log.Warn("supervisor: listing instances", "error", err)
-		return
+		return recs
 	}
+	selfRestart := d.Driver.Capabilities().Restart
 	running := map[string]bool{}
 	for _, in := range insts {
-		if in.State == "running" {
+		// A runtime with its own restart policy brings back what it still has.
+		if in.State == "running" || selfRestart {
 			running[in.ID] = true
 		}
 	}
@@ -122,6 +129,7 @@ func (d *Deployer) superviseOnce(ctx context.Context, log *slog.Logger) {
 			log.Warn("supervisor: restart failed", "service", r.service, "instance", r.inst.Name, "error", err, "retry_in", backoff)
 		}
 	}
+	return recs
 }
 
 // restart replaces a crashed instance: start a new one with the same spec, gate
@@ -171,12 +179,16 @@ func (d *Deployer) restart(ctx context.Context, r *supervised, targets []string,
 	}
 	d.Driver.Stop(context.WithoutCancel(ctx), r.inst.ID)
 	d.mu.Lock()
-	delete(d.supervised, r.inst.ID)
+	old := r.inst.ID
+	delete(d.supervised, old)
+	delete(d.watched, old)
 	r.inst, r.since = in, time.Now()
 	r.restarts++
 	r.next = time.Now().Add(min(restartMax, restartMin<<min(r.restarts, 5)))
 	d.supervised[in.ID] = r
 	d.mu.Unlock()
+	d.persist(ctx, r)
+	d.unpersist(old)
 	log.Info("supervisor: instance restarted", "service", r.service, "instance", in.Name, "addr", in.Addr)
 	return nil
 }

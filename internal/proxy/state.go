@@ -129,7 +129,8 @@ func writeFileAtomic(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
+	// Private: the router's state lives in serve's 0700 state dir, files 0600.
+	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return err
 	}

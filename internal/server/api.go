@@ -75,6 +75,7 @@ func (s *Server) apiHandler() http.Handler {
 	s.mountAuth(mux)
 	s.mountExtra(mux)
 	s.mountOps(mux)
+	s.mountSecrets(mux)
 	return mux
 }
 

@@ -57,6 +57,8 @@ type Options struct {
 	APIInsecure bool
 	// Edge configures the router's request path (see EdgeOptions).
 	Edge EdgeOptions
+	// Getenv reads SLIPWAY_MASTER_KEY and the like; default os.Getenv.
+	Getenv func(string) string
 }
 
 // Server is a running control plane.
@@ -103,7 +105,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if err := secureDataDir(o.DataDir); err != nil {
 		return nil, err
 	}
 	if err := compose.IgnoreDir(o.DataDir); err != nil {
@@ -130,6 +135,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("%w (%s)", ErrRunning, o.DataDir)
 	}
 	if s.State, err = state.Open(ctx, filepath.Join(o.DataDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if err := s.openSealer(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.openAuth(ctx); err != nil {
@@ -164,9 +172,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir()}
+	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir(), Secrets: s.storedSecrets, Log: s.log}
 	if err := s.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering: %w", err)
+	}
+	// What the last serve supervised is supervised again: crashed (or, after a
+	// reboot, vanished) instances of the live releases are restarted.
+	if err := s.Deployer.Restore(ctx, s.log); err != nil {
+		return nil, fmt.Errorf("restoring supervision: %w", err)
+	}
+	// Everything above may have created files (router.json, images/, .gitignore).
+	if err := secureDataDir(o.DataDir); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil

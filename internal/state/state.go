@@ -19,6 +19,8 @@ import (
 type DB struct {
 	db   *sql.DB
 	path string
+	// sealer encrypts values at rest (UseSealer); without one, writing them fails.
+	sealer Sealer
 }
 
 // migrations are applied in order; user_version records how many ran.
@@ -68,13 +70,17 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=secure_delete(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
 	d := &DB{db: db, path: path}
 	if err := d.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrating state %s: %w", path, err)
+	}
+	if err := d.MigratePart(ctx, "sealed", sealedSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating state %s: %w", path, err)
 	}

@@ -20,6 +20,9 @@ func open(t *testing.T) *DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if err := d.UseSealer(context.Background(), testBox(t)); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/proxy"
+)
+
+// savedSpec is what the state keeps (sealed) of a supervised instance, so that
+// a serve that restarted, or a host that rebooted, restarts crashed instances
+// exactly as the serve that started them would have.
+type savedSpec struct {
+	Spec    driver.Spec       `json:"spec"`
+	Inst    driver.Instance   `json:"instance"`
+	Service string            `json:"service"`
+	Store   string            `json:"store"`
+	Health  proxy.HealthCheck `json:"health"`
+}
+
+// persist records r's spec; a failure is logged, not fatal: the instance runs
+// and is supervised by this process either way.
+func (d *Deployer) persist(ctx context.Context, r *supervised) {
+	if d.State == nil {
+		return
+	}
+	b, err := json.Marshal(savedSpec{Spec: r.spec, Inst: r.inst, Service: r.service, Store: r.store, Health: r.health})
+	if err == nil {
+		err = d.State.SaveSpec(context.WithoutCancel(ctx), r.inst.ID, r.store, b)
+	}
+	if err != nil && d.Log != nil {
+		d.Log.Warn("supervisor: recording an instance's spec (it will not be restarted after a serve restart)", "instance", r.inst.Name, "error", err)
+	}
+}
+
+func (d *Deployer) unpersist(ids ...string) {
+	if d.State == nil || len(ids) == 0 {
+		return
+	}
+	if err := d.State.DeleteSpecs(context.Background(), ids...); err != nil && d.Log != nil {
+		d.Log.Warn("supervisor: forgetting instance specs", "error", err)
+	}
+}
+
+// Restore loads the specs that an earlier serve recorded, so that Supervise
+// restarts those instances when they crash (or, after a reboot, are gone) as
+// long as a route still points at them. Call it after recovery.
+func (d *Deployer) Restore(ctx context.Context, log *slog.Logger) error {
+	specs, err := d.State.Specs(ctx)
+	if err != nil {
+		log.Warn("supervisor: some instance specs could not be read", "error", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.supervised == nil {
+		d.supervised = map[string]*supervised{}
+	}
+	n := 0
+	for id, b := range specs {
+		var s savedSpec
+		if err := json.Unmarshal(b, &s); err != nil {
+			log.Warn("supervisor: an instance spec does not parse", "instance", id, "error", err)
+			continue
+		}
+		if _, ok := d.supervised[id]; ok {
+			continue
+		}
+		d.supervised[id] = &supervised{spec: s.Spec, inst: s.Inst, service: s.Service, store: s.Store, health: s.Health, since: time.Now()}
+		n++
+	}
+	if n > 0 {
+		log.Info("supervisor: watching instances an earlier serve started", "instances", n)
+	}
+	return nil
+}
+
+// watchExits makes the supervisor react to an exit at once instead of at its
+// next tick, where the driver can wait for an instance.
+func (d *Deployer) watchExits(ctx context.Context, recs []*supervised, kick chan<- struct{}) {
+	w, ok := d.Driver.(driver.Waiter)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.watched == nil {
+		d.watched = map[string]bool{}
+	}
+	for _, r := range recs {
+		id := r.inst.ID
+		if d.watched[id] {
+			continue
+		}
+		d.watched[id] = true
+		go func() {
+			w.Wait(ctx, id)
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}()
+	}
+}
