@@ -28,6 +28,9 @@ type DeployRequest struct {
 	// Maintenance, with no Targets, is the message of the 503 page the
 	// service's hosts answer (slipway stop); empty gives the default page.
 	Maintenance string
+	// Static, instead of Targets, serves a release's files from disk (see
+	// StaticSite); the gate checks the directory holds a site.
+	Static *StaticSite
 }
 
 // DeployResult reports a deploy that swapped.

@@ -216,8 +216,11 @@ func (r *Router) prepare(c Cutover) ([]*pending, error) {
 				p.hosts = p.svc.hosts
 			}
 		}
-		if len(req.Targets) == 0 {
+		if len(req.Targets) == 0 && req.Static == nil {
 			p.next.maintenance = req.Maintenance
+		}
+		if err := r.prepareStatic(p); err != nil {
+			return nil, err
 		}
 		for _, addr := range req.Targets {
 			if i := slices.IndexFunc(current, func(t *target) bool { return t.addr == addr }); i >= 0 {
@@ -303,7 +306,7 @@ func (r *Router) swap(c Cutover, ps []*pending, res *CutoverResult) ([]drainJob,
 	}
 	changes := map[string]*serviceState{}
 	for _, p := range ps {
-		changes[p.req.Service] = &serviceState{Name: p.req.Service, Hosts: p.hosts, Targets: p.next.addrs(), Health: p.req.Health, Maintenance: p.req.Maintenance}
+		changes[p.req.Service] = &serviceState{Name: p.req.Service, Hosts: p.hosts, Targets: p.next.addrs(), Health: p.req.Health, Maintenance: p.req.Maintenance, Static: p.next.staticSpec()}
 	}
 	for _, n := range c.Remove {
 		if r.services[n] != nil {

@@ -63,6 +63,9 @@ type targetSet struct {
 	next    atomic.Uint32
 	// maintenance is the 503 message of a stopped service (no targets).
 	maintenance string
+	// static, when set, is the release's files, served by the router (an
+	// app that runs no process); targets is then empty.
+	static *staticSite
 }
 
 // pick chooses the target with the fewest requests in flight, starting the
@@ -268,10 +271,13 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var status int
 	var n int64
 	var t *target
-	if m := svc.active.Load().maintenance; m != "" {
-		r.errorPage(w, req, http.StatusServiceUnavailable, m)
+	switch set := svc.active.Load(); {
+	case set.maintenance != "":
+		r.errorPage(w, req, http.StatusServiceUnavailable, set.maintenance)
 		status = http.StatusServiceUnavailable
-	} else {
+	case set.static != nil:
+		status, n = set.static.serve(r, w, req)
+	default:
 		status, n, t = r.forward(svc, w, req)
 	}
 	svc.counters.record(status, req)
@@ -418,6 +424,8 @@ type ServiceStatus struct {
 	Counters   Counters       `json:"counters"`
 	// Maintenance is the 503 message of a stopped service.
 	Maintenance string `json:"maintenance,omitempty"`
+	// Static is the directory of a static site's release.
+	Static string `json:"static,omitempty"`
 }
 
 func targetStatus(t *target) TargetStatus {
@@ -439,6 +447,9 @@ func (r *Router) Services() []ServiceStatus {
 			Counters:   s.counters.snapshot(),
 		}
 		st.Maintenance = s.active.Load().maintenance
+		if sp := s.active.Load().staticSpec(); sp != nil {
+			st.Static = sp.Dir
+		}
 		for _, t := range s.active.Load().targets {
 			st.Targets = append(st.Targets, targetStatus(t))
 		}

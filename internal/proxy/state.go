@@ -25,7 +25,8 @@ type serviceState struct {
 	Targets []string    `json:"targets"`
 	Health  HealthCheck `json:"health"`
 	// Maintenance is the 503 message of a stopped service.
-	Maintenance string `json:"maintenance,omitempty"`
+	Maintenance string      `json:"maintenance,omitempty"`
+	Static      *StaticSite `json:"static,omitempty"`
 }
 
 // MarshalJSON writes durations as "1s" rather than nanoseconds, for people
@@ -94,7 +95,7 @@ func (r *Router) saveChangesLocked(changes map[string]*serviceState) error {
 		if _, changed := changes[n]; changed {
 			continue
 		}
-		st.Services = append(st.Services, serviceState{Name: n, Hosts: s.hosts, Targets: s.active.Load().addrs(), Health: s.health, Maintenance: s.active.Load().maintenance})
+		st.Services = append(st.Services, serviceState{Name: n, Hosts: s.hosts, Targets: s.active.Load().addrs(), Health: s.health, Maintenance: s.active.Load().maintenance, Static: s.active.Load().staticSpec()})
 	}
 	for _, change := range changes {
 		if change != nil {
@@ -183,6 +184,16 @@ func (r *Router) load() error {
 		}
 		svc := &service{name: req.Service, hosts: req.Hosts, health: req.Health}
 		set := &targetSet{maintenance: ss.Maintenance}
+		if ss.Static != nil {
+			// A site whose files went missing answers 404s rather than
+			// keeping the router from starting.
+			site, err := openStatic(*ss.Static)
+			if err != nil {
+				r.cfg.log.Warn("static site not restored", "service", ss.Name, "error", err)
+				site = &staticSite{spec: *ss.Static, files: map[string]*staticFile{}}
+			}
+			set.static = site
+		}
 		for _, a := range req.Targets {
 			set.targets = append(set.targets, r.newTarget(a))
 		}
