@@ -26,6 +26,7 @@ func dayTwoCommands(g *globals) []*cobra.Command {
 		newScaleCmd(g),
 		newRunCmd(g),
 		newPruneCmd(g),
+		newLogsCmd(g),
 	}
 }
 

@@ -55,6 +55,9 @@ type Spec struct {
 	Labels map[string]string
 	// StopTimeout is the SIGTERM grace period; default DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Secrets are values (from Env) that must never be stored: a driver that
+	// keeps the instance's output replaces them with [REDACTED] before it is written.
+	Secrets []string
 }
 
 // Instance is a running (or exited) instance.

@@ -145,8 +145,10 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	}
 	red := redact.New(secretVals...)
 	say := func(stage, format string, args ...any) {
+		e := Event{Time: time.Now(), Store: req.Store, Stage: stage, Message: red.String(fmt.Sprintf(format, args...))}
+		d.logEvent(e)
 		if emit != nil {
-			emit(Event{Time: time.Now(), Store: req.Store, Stage: stage, Message: red.String(fmt.Sprintf(format, args...))})
+			emit(e)
 		}
 	}
 	if len(req.Apps) == 0 {
@@ -448,7 +450,8 @@ func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployR
 			spec := driver.Spec{
 				Image: a.Image, Name: fmt.Sprintf("%s-%s-%s-%s-%d", req.Project, req.Store, a.App, rel.ID, i+1),
 				Env: instanceEnv(req, a, rel.ID), Port: a.Port, DataKey: dataKey(req),
-				Labels: driver.ManagedLabels(req.Project, req.Store, a.App, rel.ID, "web"),
+				Labels:  driver.ManagedLabels(req.Project, req.Store, a.App, rel.ID, "web"),
+				Secrets: reqSecretValues(req),
 			}
 			inst, err := d.Driver.Start(ctx, spec)
 			if err != nil {

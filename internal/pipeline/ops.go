@@ -99,8 +99,10 @@ type opRun struct {
 
 func (d *Deployer) beginOp(ctx context.Context, store, op string, needLive bool, emit func(Event)) (*opRun, error) {
 	o := &opRun{d: d, store: store, say: func(format string, args ...any) {
+		e := Event{Time: time.Now(), Store: store, Stage: op, Message: fmt.Sprintf(format, args...)}
+		d.logEvent(e)
 		if emit != nil {
-			emit(Event{Time: time.Now(), Store: store, Stage: op, Message: fmt.Sprintf(format, args...)})
+			emit(e)
 		}
 	}}
 	o.ls = d.live(store)
@@ -194,7 +196,8 @@ func (d *Deployer) startApp(ctx context.Context, req DeployRequest, a AppDeploy,
 		spec := driver.Spec{
 			Image: a.Image, Name: fmt.Sprintf("%s-%s-%s-%s-%s%d", req.Project, req.Store, a.App, release, tag, i+1),
 			Env: instanceEnv(req, a, release), Port: a.Port, DataKey: dataKey(req),
-			Labels: driver.ManagedLabels(req.Project, req.Store, a.App, release, "web"),
+			Labels:  driver.ManagedLabels(req.Project, req.Store, a.App, release, "web"),
+			Secrets: reqSecretValues(req),
 		}
 		inst, err := d.Driver.Start(ctx, spec)
 		if err != nil {
@@ -435,11 +438,7 @@ func (d *Deployer) Run(ctx context.Context, rs RunSpec) (int, error) {
 		return -1, fmt.Errorf("run in %s: no app %q (apps: %s)", rs.Store, rs.App, strings.Join(appNames(req), ", "))
 	}
 	a := appFor(req, rs.App)
-	var vals []string
-	for _, k := range req.Secrets {
-		vals = append(vals, req.Env[k])
-	}
-	red := redact.New(vals...)
+	red := redact.New(reqSecretValues(req)...)
 	stdout, stderr := red.Writer(orDiscard(rs.Stdout)), red.Writer(orDiscard(rs.Stderr))
 	defer stdout.Close()
 	defer stderr.Close()

@@ -86,7 +86,7 @@ func (s *Server) mountOps(mux *http.ServeMux) {
 		st.done(OpLine{}, s.Deployer.Scale(r.Context(), store, req.Instances, st.event))
 	})
 	route(mux, "POST /v1/stores/{store}/run", auth.ScopeDeploy, s.handleRun)
-
+	s.mountLogs(mux)
 }
 
 func storeParam(w http.ResponseWriter, r *http.Request) (string, bool) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/slipway-dev/slipway/internal/pipeline"
 )
@@ -88,4 +89,40 @@ func (c *Client) opStream(ctx context.Context, path string, body any, onEvent fu
 		return OpLine{}, fmt.Errorf("reading the answer of %s: %w", path, err)
 	}
 	return OpLine{}, fmt.Errorf("%s: the server closed the answer before the end", path)
+}
+
+// Logs reads a store's logs (see LogsQuery), calling fn for each line, until
+// the end or, with Follow, until ctx ends.
+func (c *Client) Logs(ctx context.Context, store string, q LogsQuery, fn func(LogEntry)) error {
+	v := url.Values{}
+	if q.App != "" {
+		v.Set("app", q.App)
+	}
+	if q.Since != 0 {
+		v.Set("since", q.Since.String())
+	}
+	if q.Tail != 0 {
+		v.Set("tail", strconv.Itoa(q.Tail))
+	}
+	if q.Follow {
+		v.Set("follow", "1")
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/v1/stores/"+url.PathEscape(store)+"/logs?"+v.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	for sc.Scan() {
+		var e LogEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fmt.Errorf("reading the logs of %s: %w", store, err)
+		}
+		fn(e)
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading the logs of %s: %w", store, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,64 @@ func (d *Driver) rotateLog(id string) {
 // first) to w. With follow it then writes new output as it comes, until ctx
 // ends (returning nil), the instance exits, or it is stopped.
 func (d *Driver) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
+	lw := &lineWriter{fn: func(line string) error {
+		_, text := parseStamp(line)
+		_, err := io.WriteString(w, text+"\n")
+		return err
+	}}
+	err := d.copyLogs(ctx, id, lw, follow)
+	lw.flush()
+	return err
+}
+
+// TimedLogs calls fn for each stored line written after since, with its time
+// (the zero time for a line stored without one); with follow it goes on
+// like Logs.
+func (d *Driver) TimedLogs(ctx context.Context, id string, since time.Time, follow bool, fn func(driver.LogLine)) error {
+	lw := &lineWriter{fn: func(line string) error {
+		t, text := parseStamp(line)
+		if since.IsZero() || t.After(since) {
+			fn(driver.LogLine{Time: t, Text: text})
+		}
+		return nil
+	}}
+	err := d.copyLogs(ctx, id, lw, follow)
+	lw.flush()
+	return err
+}
+
+var _ driver.TimedLogger = (*Driver)(nil)
+
+// lineWriter calls fn for every complete line written to it; flush passes
+// on what is left.
+type lineWriter struct {
+	fn  func(string) error
+	buf []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if err := l.fn(string(l.buf[:i])); err != nil {
+			return 0, err
+		}
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func (l *lineWriter) flush() {
+	if len(l.buf) > 0 {
+		l.fn(string(l.buf))
+		l.buf = nil
+	}
+}
+
+// copyLogs writes the stored log as it is (stamps included).
+func (d *Driver) copyLogs(ctx context.Context, id string, w io.Writer, follow bool) error {
 	r, err := d.readRecord(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("logs of %s: %w", id, driver.ErrNotFound)

@@ -284,7 +284,14 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		return fail(fmt.Errorf("creating the log file: %w", err))
 	}
 	defer logf.Close() // the child has its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// Output goes through the log pipe (see logpipe.go), which redacts and stamps it.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("creating the output pipe: %w", err))
+	}
+	defer outR.Close()
+	defer outW.Close()
+	cmd.Stdout, cmd.Stderr = outW, outW
 
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
@@ -314,6 +321,16 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		return fail(fmt.Errorf("running %s: %w", cmd.Path, err))
 	}
 	pid := cmd.Process.Pid
+	if _, err := startLogPipe(outR, logf, pid, spec.Secrets); err != nil {
+		unlock()
+		abortGate()
+		signalGroup(pid, syscall.SIGKILL)
+		cmd.Wait()
+		os.Remove(d.logPath(id))
+		return fail(err)
+	}
+	outR.Close()
+	outW.Close()
 	ticks, _ := procStart(pid)
 	rec := &record{
 		ID:            id,
