@@ -46,6 +46,10 @@
 //
 // Hooks (Run) run like instances, with the host's /bin/sh for Shell, in their
 // own process group that is killed when the hook returns or its ctx ends.
+// What the hook started that left the group (setsid) is killed too: hooks run
+// in a cgroup v2 of their own where one can be created, else serve is a child
+// subreaper and the kill walks /proc for the hook's descendants and for
+// processes carrying its SLIPWAY_RUN_ID (see tree_linux.go).
 // While it runs, a hook is recorded like an instance (labelled role=hook
 // unless its labels name a role, with no address), so that one still
 // running when Slipway dies is listed by the next Driver and stopped like
@@ -578,6 +582,10 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	// is alive with another start time.
 	if ticks, ok := procStart(r.PGID); (!ok || r.StartTicks == 0 || ticks == r.StartTicks) && groupExists(r.PGID) {
 		signalGroup(r.PGID, syscall.SIGKILL)
+	}
+	if r.Cgroup != "" || r.Marker != "" {
+		// A hook an earlier serve left: what it started outside its group too.
+		(&tree{root: 0, cgroup: r.Cgroup, marker: r.Marker}).kill()
 	}
 	d.mu.Lock()
 	c := d.children[id]

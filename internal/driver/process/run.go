@@ -39,7 +39,11 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
-	own := map[string]string{"HOST": "127.0.0.1"}
+	// Everything the hook starts carries the marker, and runs in its cgroup
+	// where there is one, so that all of it is killed, setsid or not.
+	marker := newID()
+	procs := newTree(marker)
+	own := map[string]string{"HOST": "127.0.0.1", runMarker: marker}
 	if data != "" {
 		own["SLIPWAY_DATA_DIR"] = data
 	}
@@ -143,7 +147,12 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 		return fail(fmt.Errorf("starting %s: %w", cmd.Path, err))
 	}
 	pgid := cmd.Process.Pid
+	// The hook waits at its start gate: nothing runs before it is tracked.
+	if terr := procs.track(pgid); terr != nil {
+		fmt.Fprintf(os.Stderr, "slipway: %s: %v; killing its descendants through /proc instead\n", spec.Name, terr)
+	}
 	rec := d.hookRecord(spec, u, pgid)
+	rec.Cgroup, rec.Marker = procs.cgroup, marker
 	err = d.writeRecord(rec)
 	unlock()
 	if err == nil {
@@ -154,6 +163,7 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	if err != nil {
 		d.removeRecord(rec.ID)
 		signalGroup(pgid, syscall.SIGKILL)
+		procs.kill()
 		cmd.Wait()
 		closeAll(readers...)
 		drains.Wait()
@@ -172,8 +182,9 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 		signalGroup(pgid, syscall.SIGKILL)
 		<-waited
 	}
-	// Whatever it left running in its group goes too.
+	// Whatever it left running goes too: its group, and what left the group.
 	signalGroup(pgid, syscall.SIGKILL)
+	procs.kill()
 
 	drained := make(chan struct{})
 	go func() {

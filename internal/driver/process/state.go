@@ -45,6 +45,10 @@ type record struct {
 	// ExitCode is then its code, or -1 when it exited unobserved.
 	State    string `json:"state"`
 	ExitCode int    `json:"exitCode"`
+	// Cgroup (a hook's cgroup v2 dir) and Marker (its SLIPWAY_RUN_ID) find
+	// what a hook started that left its process group, to kill it too.
+	Cgroup string `json:"cgroup,omitempty"`
+	Marker string `json:"marker,omitempty"`
 }
 
 const (
