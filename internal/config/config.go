@@ -111,6 +111,13 @@ type App struct {
 	Image ImageSpec `yaml:"image" json:"image"`
 	// Env is set for this app in every store (store env wins).
 	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// Static, a directory of the production files (".": all of them),
+	// makes the app a static site: no process runs, the router serves the
+	// release's files itself.
+	Static string `yaml:"static" json:"static,omitempty"`
+	// SPA, for a static site, answers paths that name no file with
+	// index.html (client-side routing) instead of the site's 404.
+	SPA bool `yaml:"spa" json:"spa,omitempty"`
 }
 
 // Health configures an app's health check.

@@ -260,6 +260,7 @@ func (v *validator) apps() {
 				v.ps.errorf(c.File, a.Pos, "", "%s: env name %q is not valid", where, k)
 			}
 		}
+		v.static(c, a, where)
 	}
 }
 
