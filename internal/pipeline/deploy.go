@@ -53,6 +53,10 @@ type AppDeploy struct {
 	Base               string `json:"base,omitempty"`
 	MissingInterpreter string `json:"missingInterpreter,omitempty"`
 	ConfigFile         string `json:"configFile,omitempty"`
+	// Static (`static: DIR`) serves the image's DIR as a static site from
+	// the router instead of running the image; SPA falls back to index.html.
+	Static string `json:"static,omitempty"`
+	SPA    bool   `json:"spa,omitempty"`
 }
 
 // Hook is a shell command run in a release's image.
@@ -119,6 +123,9 @@ type Deployer struct {
 
 	// Log receives the supervisor's warnings about recording specs; nil drops them.
 	Log *slog.Logger
+	// Unpacker puts static sites' images on disk for the router; default
+	// the driver, when it can.
+	Unpacker driver.Unpacker
 
 	mu         sync.Mutex
 	supervised map[string]*supervised // instances this process started, by id, for restarts
@@ -438,6 +445,7 @@ type startedApp struct {
 	app       AppDeploy
 	instances []driver.Instance
 	specs     []driver.Spec
+	static    *proxy.StaticSite // served by the router; no instances
 }
 
 func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployRequest, say func(string, string, ...any)) ([]*startedApp, error) {
@@ -445,6 +453,14 @@ func (d *Deployer) startAll(ctx context.Context, rel *state.Release, req DeployR
 	for _, a := range req.Apps {
 		sa := &startedApp{app: a}
 		out = append(out, sa)
+		site, err := d.staticSite(ctx, a)
+		if err != nil {
+			return out, err
+		}
+		if sa.static = site; site != nil {
+			say(StageDeploy, "%s is a static site: the router serves %s", a.App, site.Dir)
+			continue
+		}
 		n := max(1, a.Instances)
 		for i := range n {
 			spec := driver.Spec{
@@ -500,7 +516,7 @@ func (d *Deployer) cutover(req DeployRequest, started []*startedApp, swapped fun
 	c := proxy.Cutover{DrainTimeout: req.DrainTimeout, Swapped: swapped, Remove: d.staleServices(req)}
 	for _, sa := range started {
 		c.Services = append(c.Services, proxy.DeployRequest{Service: service(req.Store, sa.app.App), Hosts: sa.app.Hosts,
-			Targets: addrs(sa.instances), Health: sa.app.Health})
+			Targets: addrs(sa.instances), Health: sa.app.Health, Static: sa.static})
 	}
 	return c
 }

@@ -116,6 +116,7 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 			Health: healthCheck(app.Health),
 			Hosts:  Hosts(cfg, store, app), Env: app.Env,
 			Base: im.Base, MissingInterpreter: im.MissingInterpreter, ConfigFile: cfg.File,
+			Static: app.Static, SPA: app.SPA,
 		})
 	}
 	return req, nil

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/driver/process"
 	"github.com/slipway-dev/slipway/internal/proxy"
 )
 
@@ -96,4 +99,19 @@ func (s *Server) serveMetrics() error {
 	go srv.Serve(ln)
 	s.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return nil
+}
+
+// staticUnpacker unpacks static sites' images for the router: the process
+// driver does it for its own instances already; with a container runtime a
+// process driver under <data-dir>/static does it (it runs nothing).
+func (s *Server) staticUnpacker() driver.Unpacker {
+	if u, ok := s.Driver.(driver.Unpacker); ok {
+		return u
+	}
+	u, err := process.New(filepath.Join(s.o.DataDir, "static"))
+	if err != nil {
+		s.log.Warn("static sites cannot be served on this host", "error", err)
+		return nil
+	}
+	return u
 }

@@ -173,6 +173,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir(), Secrets: s.storedSecrets, Log: s.log}
+	s.Deployer.Unpacker = s.staticUnpacker()
 	if err := s.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering: %w", err)
 	}
