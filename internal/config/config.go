@@ -63,6 +63,8 @@ type Config struct {
 	Apps []*App `yaml:"apps" json:"apps"`
 	// Stores are keyed by store id; entries exist for every store directory found, configured or not.
 	Stores map[string]*Store `yaml:"stores" json:"stores"`
+	// Targets map a region to where its stores run (driver and engine); "default" takes the rest.
+	Targets map[string]*Target `yaml:"targets" json:"targets,omitempty"`
 
 	// Warnings are problems that did not fail validation.
 	Warnings []Problem `yaml:"-" json:"warnings,omitempty"`

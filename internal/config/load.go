@@ -114,6 +114,7 @@ func Parse(fsys fs.FS, root, name string, data []byte) (*Config, error) {
 	v.discover()
 	v.stores()
 	v.source()
+	v.targets()
 	if ps.hasErrors() {
 		return nil, &ValidationError{Problems: ps.sorted()}
 	}
