@@ -139,6 +139,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newLogoutCmd(g),
 		newExportCmd(g),
 		newSecretsCmd(g),
+		newTargetsCmd(g),
 	)
 	root.AddCommand(dayTwoCommands(g)...)
 	root.AddCommand(pushCommands(g)...)

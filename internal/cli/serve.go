@@ -56,6 +56,7 @@ instances that no route points at.`,
 			so := o.api
 			so.Edge = edge
 			so.DataDir, so.HTTPAddr, so.Driver, so.RegistryAddr, so.Log = dataDir, o.http, o.driver, o.registry, g.stderr
+			applyTargets(g, cfg, &so)
 			srv, err := server.New(cmd.Context(), so)
 			if err != nil {
 				return err

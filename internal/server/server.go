@@ -21,6 +21,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/compose"
+	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/docker"
 	"github.com/slipway-dev/slipway/internal/driver/process"
@@ -59,6 +60,10 @@ type Options struct {
 	Edge EdgeOptions
 	// Getenv reads SLIPWAY_MASTER_KEY and the like; default os.Getenv.
 	Getenv func(string) string
+	// Targets, when set, replace Driver: each store runs on its region's
+	// target (config targets:); Regions maps store ids to their region.
+	Targets map[string]*config.Target
+	Regions map[string]string
 }
 
 // Server is a running control plane.
@@ -154,15 +159,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.Images, err = registry.OpenLayout(filepath.Join(o.DataDir, "images")); err != nil {
 		return nil, err
 	}
-	switch o.Driver {
-	case "process":
+	switch {
+	case len(o.Targets) > 0:
+		s.Driver, err = s.targetsDriver()
+	case o.Driver == "process":
 		s.Driver, err = process.New(filepath.Join(o.DataDir, "runtime"))
-	case "docker":
+	case o.Driver == "docker":
 		// Scope to this data dir: another serve (or slipway up) on the same
 		// engine must never list, adopt or stop these containers.
 		sum := sha256.Sum256([]byte(o.DataDir))
 		s.Driver, err = docker.New(ctx, docker.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}))
-	case "swarm":
+	case o.Driver == "swarm":
 		// On a swarm manager (DOCKER_HOST); the same data-dir scope as docker.
 		sum := sha256.Sum256([]byte(o.DataDir))
 		s.Driver, err = swarm.New(ctx, swarm.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}))
