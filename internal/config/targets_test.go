@@ -19,7 +19,7 @@ func loadTargets(t *testing.T, targets string) (*Config, error) {
 	t.Helper()
 	root := t.TempDir()
 	write(t, root, map[string]string{
-		"slipway.yaml": targetsBase + targets,
+		"slipway.yaml":          targetsBase + targets,
 		"apps/web/package.json": "{}", "apps/stores/us/": "", "apps/stores/eu/": "", "apps/stores/ap/": "",
 	})
 	return Load(root, "")
