@@ -130,7 +130,12 @@ stores:
 
 	exported := func(path string) string {
 		r, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-		return httpBody(t, r)
+		body, err := tryBody(r)
+		if err != nil {
+			t.Fatalf("GET %s from the compose service: %v\ndocker-compose ps:\n%s\nlogs:\n%s", path, err,
+				testenv.Compose(t, cdir, "-p", project, "-f", out, "ps"), testenv.Compose(t, cdir, "-p", project, "-f", out, "logs", "--no-color"))
+		}
+		return body
 	}
 	for _, path := range []string{"/release", "/env?k=PRICE", "/env?k=API_KEY", "/env?k=SLIPWAY_RELEASE", "/env?k=TESTAPP_MARKER"} {
 		want, got := live(path), exported(path)
@@ -153,6 +158,14 @@ stores:
 // httpBody GETs r (retrying while nothing answers, up to 30 s) and returns a 200 body.
 func httpBody(t *testing.T, r *http.Request) string {
 	t.Helper()
+	b, err := tryBody(r)
+	if err != nil {
+		t.Fatalf("GET %s: %v", r.URL, err)
+	}
+	return b
+}
+
+func tryBody(r *http.Request) (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.DefaultClient.Do(r)
@@ -160,12 +173,12 @@ func httpBody(t *testing.T, r *http.Request) string {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return string(b)
+				return string(b), nil
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, b)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %v", r.URL, err)
+			return "", err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
