@@ -140,6 +140,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newExportCmd(g),
 		newSecretsCmd(g),
 		newTargetsCmd(g),
+		newCertsCmd(g),
 	)
 	root.AddCommand(dayTwoCommands(g)...)
 	root.AddCommand(pushCommands(g)...)

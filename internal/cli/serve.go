@@ -16,6 +16,7 @@ type serveOptions struct {
 	api      server.Options
 	push     pushOptions
 	edge     edgeFlags
+	tls      tlsFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -50,6 +51,10 @@ instances that no route points at.`,
 				dataDir = g.dataDir(cfg)
 			}
 			edge, err := o.edge.options()
+			tlsOpts, err := o.tls.options()
+			if err != nil {
+				return err
+			}
 			if err != nil {
 				return err
 			}
@@ -57,6 +62,7 @@ instances that no route points at.`,
 			so.Edge = edge
 			so.DataDir, so.HTTPAddr, so.Driver, so.RegistryAddr, so.Log = dataDir, o.http, o.driver, o.registry, g.stderr
 			applyTargets(g, cfg, &so)
+			so.TLS = tlsOpts
 			srv, err := server.New(cmd.Context(), so)
 			if err != nil {
 				return err
@@ -65,6 +71,9 @@ instances that no route points at.`,
 				return err
 			}
 			fmt.Fprintf(g.stderr, "slipway serve: router on http://%s, api on %s\n", srv.HTTPAddr(), server.SocketPath(dataDir))
+			if a := srv.HTTPSAddr(); a != "" {
+				fmt.Fprintf(g.stderr, "slipway serve: router on https://%s (certificates: slipway certs)\n", a)
+			}
 			if u := srv.APIURL(); u != "" {
 				fmt.Fprintf(g.stderr, "slipway serve: remote api on %s (bearer tokens: slipway token create)\n", u)
 			}
@@ -86,6 +95,7 @@ instances that no route points at.`,
 	cmd.Flags().StringVar(&o.api.APIKey, "api-key", "", "TLS private key (PEM) for --api")
 	cmd.Flags().BoolVar(&o.api.APIInsecure, "api-insecure", false, "allow plain HTTP for --api on a non-loopback address (behind a TLS-terminating proxy)")
 	o.push.bind(cmd.Flags())
+	o.tls.register(cmd.Flags())
 	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
 	o.edge.register(cmd)
 	return cmd

@@ -166,6 +166,12 @@ type Store struct {
 	Secrets []string `yaml:"secrets" json:"secrets,omitempty"`
 	// Protected stores refuse destructive deploys unless confirmed.
 	Protected bool `yaml:"protected" json:"protected,omitempty"`
+	// TLS is off, auto (default) or {cert, key} (edge.go); inherited.
+	TLS TLSSpec `yaml:"tls" json:"tls,omitzero"`
+	// HSTS sends Strict-Transport-Security over HTTPS (opt-in); inherited.
+	HSTS *bool `yaml:"hsts" json:"hsts,omitempty"`
+	// ErrorPages are the store's own 503 and 502 pages; inherited.
+	ErrorPages ErrorPages `yaml:"errorPages" json:"errorPages,omitzero"`
 
 	// Dir is the store directory relative to the root (slash-separated); "" if none.
 	Dir string `yaml:"-" json:"dir"`

@@ -38,6 +38,12 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalText lets Duration print as "5s" in JSON output.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+// nodeDecoder is a type that reads its own YAML (a value that may be a
+// scalar or a mapping).
+type nodeDecoder interface {
+	decodeNode(d *decoder, n *yaml.Node, where string)
+}
+
 var (
 	posType      = reflect.TypeOf(Pos{})
 	durationType = reflect.TypeOf(Duration(0))
@@ -74,6 +80,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, where string) {
 		}
 		d.decode(n, v.Elem(), where)
 		return
+	}
+	if v.CanAddr() {
+		if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
+			nd.decodeNode(d, n, where)
+			return
+		}
 	}
 	switch {
 	case v.Type() == durationType:

@@ -461,6 +461,7 @@ func (v *validator) stores() {
 			}
 		}
 		v.storeFolders(s, appIDs)
+		v.storeEdge(s)
 	}
 }
 

@@ -95,6 +95,8 @@ type DeployRequest struct {
 	DNS string `json:"dns,omitempty"`
 	// DrainTimeout for old instances; default 30s.
 	DrainTimeout time.Duration `json:"drainTimeout,omitempty"`
+	// Site is the store's TLS, HSTS and error-page settings (edge.go).
+	Site proxy.Site `json:"site,omitzero"`
 }
 
 // Event is a line of deploy progress.
@@ -120,6 +122,10 @@ type Deployer struct {
 	Resolver interface {
 		LookupHost(ctx context.Context, host string) ([]string, error)
 	}
+	// Edge receives each store's site settings; nil: none (edge.go).
+	Edge EdgeConfigurer
+	// TLSVerify makes verify check served certificates; nil: no HTTPS.
+	TLSVerify TLSVerifier
 
 	// Log receives the supervisor's warnings about recording specs; nil drops them.
 	Log *slog.Logger
@@ -238,6 +244,13 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	stage := state.Stage{Name: StageDeploy, Started: time.Now()}
 	started, err := d.startAll(ctx, rel, req, say)
 	if err != nil {
+		d.stopAll(started)
+		return fail(StageDeploy, err)
+	}
+	// The store's TLS and pages go to the edge before the swap: a new
+	// domain's certificate is ordered meanwhile, and a bad certificate
+	// fails the deploy before any traffic moves.
+	if err := d.configureEdge(ctx, req, say); err != nil {
 		d.stopAll(started)
 		return fail(StageDeploy, err)
 	}

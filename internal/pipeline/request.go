@@ -101,6 +101,9 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 	}
 	req := DeployRequest{Project: cfg.Project, Store: store, Commit: o.Commit, Kind: o.Kind, Destructive: o.Destructive,
 		Env: env, Secrets: secretNames, Hooks: o.Hooks, Wait: o.Wait, DNS: cfg.Verify.DNS}
+	if req.Site, err = SiteFor(cfg, store); err != nil {
+		return DeployRequest{}, err
+	}
 	for _, app := range cfg.AppsFor(store) {
 		var im *BuiltImage
 		for i := range images {

@@ -48,6 +48,11 @@ func (d *Deployer) verify(ctx context.Context, rel *state.Release, req DeployReq
 			}
 		}
 	}
+	tlsProblems, dnsWarnings := d.verifyTLS(ctx, req, say)
+	problems = append(problems, tlsProblems...)
+	if req.DNS != "off" {
+		warnings = append(warnings, dnsWarnings...)
+	}
 	if req.DNS == "error" {
 		problems = append(problems, warnings...)
 		warnings = nil

@@ -36,6 +36,9 @@ type Router struct {
 	upsMu sync.Mutex
 	ups   map[*upstream]struct{}
 
+	pages   atomic.Pointer[pageTable] // stores' own 502/503 pages (site.go)
+	pagesMu sync.Mutex
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once

@@ -43,6 +43,7 @@ func (s *Server) apiHandler() http.Handler {
 	})
 	route(mux, "POST /v1/deploy", auth.ScopeDeploy, s.handleDeploy)
 	route(mux, "GET /v1/status", auth.ScopeRead, s.handleStatus)
+	route(mux, "GET /v1/certs", auth.ScopeRead, s.handleCerts)
 	route(mux, "GET /v1/stores/{store}/releases", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request) {
 		rs, err := s.State.Releases(r.Context(), r.PathValue("store"), 0)
 		if err != nil {

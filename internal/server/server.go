@@ -26,6 +26,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/driver/docker"
 	"github.com/slipway-dev/slipway/internal/driver/process"
 	"github.com/slipway-dev/slipway/internal/driver/swarm"
+	"github.com/slipway-dev/slipway/internal/edge"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/registry"
@@ -64,6 +65,8 @@ type Options struct {
 	// target (config targets:); Regions maps store ids to their region.
 	Targets map[string]*config.Target
 	Regions map[string]string
+	// TLS configures HTTPS, ACME and listener hardening (tls.go).
+	TLS TLSOptions
 }
 
 // Server is a running control plane.
@@ -75,6 +78,7 @@ type Server struct {
 	Driver   driver.Driver
 	Images   *registry.Layout
 	Deployer *pipeline.Deployer
+	TLSEdge  *edge.Manager
 
 	// Tokens and Audit keep API tokens and the audit trail in the state db.
 	Tokens *auth.Tokens
@@ -82,6 +86,7 @@ type Server struct {
 
 	lockFile  *os.File
 	httpLn    net.Listener
+	httpsLn   net.Listener
 	apiLn     net.Listener
 	remoteLn  net.Listener
 	apiScheme string
@@ -283,6 +288,12 @@ func (s *Server) Listen() error {
 	if s.httpLn, err = net.Listen("tcp", s.o.HTTPAddr); err != nil {
 		return fmt.Errorf("router listen on %s: %w", s.o.HTTPAddr, err)
 	}
+	if err := s.listenHTTPS(); err != nil {
+		return err
+	}
+	if err := s.openEdge(context.Background()); err != nil {
+		return err
+	}
 	sock := SocketPath(s.o.DataDir)
 	os.Remove(sock) // we hold serve.lock: a socket file here is stale
 	if s.apiLn, err = net.Listen("unix", sock); err != nil {
@@ -339,11 +350,10 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	router := &http.Server{Handler: s.Router, ReadHeaderTimeout: 30 * time.Second}
 	mux := s.apiHandler()
 	api := &http.Server{Handler: s.gate.Local(mux), ConnContext: auth.PeerConnContext}
-	errc := make(chan error, 3)
-	go func() { errc <- router.Serve(s.httpLn) }()
+	errc := make(chan error, 4)
+	stopRouter := s.serveRouter(errc)
 	go func() { errc <- api.Serve(s.apiLn) }()
 	if s.remoteLn != nil {
 		remote := s.remoteServer(mux)
@@ -378,7 +388,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	shctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	api.Shutdown(shctx)
-	router.Shutdown(shctx)
+	stopRouter(shctx)
 	s.mu.Lock()
 	for _, x := range s.extra {
 		x.Shutdown(shctx)
@@ -408,6 +418,12 @@ func (s *Server) stopEverything(ctx context.Context) {
 }
 
 func (s *Server) closeAll() {
+	if s.TLSEdge != nil {
+		s.TLSEdge.Close()
+	}
+	if s.httpsLn != nil {
+		s.httpsLn.Close()
+	}
 	if s.Router != nil {
 		s.Router.Close()
 	}
