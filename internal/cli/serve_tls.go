@@ -32,6 +32,7 @@ type tlsFlags struct {
 	maxHeader    int
 	maxConnsIP   int
 	maxConnsHost int
+	apiDomain    string
 }
 
 func (f *tlsFlags) register(fs *pflag.FlagSet) {
@@ -43,6 +44,7 @@ func (f *tlsFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.challenges, "acme-challenges", []string{edge.ChallengeHTTP, edge.ChallengeALPN}, "ACME challenges to answer")
 	fs.StringSliceVar(&f.publicIPs, "public-ip", nil, "addresses that count as this host when checking where a domain resolves (behind NAT or a load balancer)")
 	fs.BoolVar(&f.noDNSCheck, "skip-dns-check", false, "order certificates without first checking that the domain resolves to this host")
+	fs.StringVar(&f.apiDomain, "api-domain", "", "serve --api over TLS with an automatic certificate for this name (needs --https)")
 	fs.StringVar(&f.verifyRoots, "verify-roots", "", "PEM file of extra roots the verify stage accepts certificates from")
 	fs.DurationVar(&f.idle, "idle-timeout", proxy.DefaultIdleTimeout, "close keep-alive connections idle this long")
 	fs.DurationVar(&f.readHeader, "read-header-timeout", proxy.DefaultReadHeaderTimeout, "time a client has to send its request headers")
@@ -55,7 +57,7 @@ func (f *tlsFlags) register(fs *pflag.FlagSet) {
 // options checks the flags and turns them into server options.
 func (f *tlsFlags) options() (server.TLSOptions, error) {
 	o := server.TLSOptions{HTTPSAddr: f.https, ACMEEmail: f.email, ACMECA: f.ca, ACMECARoot: f.caRoot,
-		SkipDNSCheck: f.noDNSCheck, VerifyRoots: f.verifyRoots,
+		SkipDNSCheck: f.noDNSCheck, VerifyRoots: f.verifyRoots, APIDomain: f.apiDomain,
 		Limits: proxy.Limits{IdleTimeout: f.idle, ReadHeaderTimeout: f.readHeader, WriteStallTimeout: f.writeStall,
 			MaxHeaderBytes: f.maxHeader, MaxConnsPerIP: f.maxConnsIP, MaxConns: f.maxConnsHost}}
 	if f.staging {

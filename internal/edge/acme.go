@@ -87,10 +87,11 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 	name, _ := data["identifier"].(string)
 	switch event {
 	case "cert_obtaining":
-		if e := m.table.Load().lookup(name); e == nil || e.mode != modeACME {
+		e := m.table.Load().lookup(name)
+		if e == nil || e.mode != modeACME {
 			return fmt.Errorf("%s: no store configures it for automatic TLS", name)
 		}
-		if renewal, _ := data["renewal"].(bool); renewal && m.o.Router != nil && !m.o.Router.Routes(name) {
+		if renewal, _ := data["renewal"].(bool); renewal && !e.own && m.o.Router != nil && !m.o.Router.Routes(name) {
 			return fmt.Errorf("%s: the router does not route it", name)
 		}
 		m.update(name, func(s *certState) { s.obtaining = true })

@@ -107,8 +107,10 @@ type Manager struct {
 	log   *slog.Logger
 	table atomic.Pointer[hostTable]
 
-	mu    sync.Mutex // guards sites, the sites file, status
+	mu    sync.Mutex // guards sites, the sites file, status, own
 	sites map[string]*storeSite
+	// own are names serve itself answers on (the API's --api-domain).
+	own []string
 
 	tlsOn     bool
 	httpsPort string // "" when 443
@@ -236,6 +238,27 @@ func (m *Manager) Configure(ctx context.Context, store string, hosts []string, s
 	m.mu.Unlock()
 	if m.o.Router != nil {
 		m.o.Router.SetPages(hosts, site.Pages)
+	}
+	if m.tlsOn {
+		m.manageAll(ctx)
+	}
+	return nil
+}
+
+// ServeOwn adds a name serve itself answers on (the remote API's domain):
+// it gets an ACME certificate like a store's domain, is renewed without
+// being routed, and is listed by Certs under the store "(serve)".
+func (m *Manager) ServeOwn(ctx context.Context, name string) error {
+	name = requestHost(name)
+	if PlainHost(name) || strings.Contains(name, "*") {
+		return fmt.Errorf("%s: not a public DNS name an ACME CA can certify", name)
+	}
+	m.mu.Lock()
+	m.own = append(m.own, name)
+	err := m.rebuildLocked()
+	m.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	if m.tlsOn {
 		m.manageAll(ctx)

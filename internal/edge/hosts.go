@@ -28,6 +28,7 @@ type hostEntry struct {
 	mode   int
 	hsts   bool
 	custom *tls.Certificate
+	own    bool // serve's own name: not routed by the router
 }
 
 // hostTable is immutable once published.
@@ -147,9 +148,15 @@ func (m *Manager) rebuildLocked() error {
 			}
 		}
 	}
+	for _, h := range m.own {
+		t.exact[h] = &hostEntry{store: ownStore, mode: modeACME, own: true}
+	}
 	m.table.Store(t)
 	return nil
 }
+
+// ownStore is the store name Certs shows for serve's own names.
+const ownStore = "(serve)"
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -23,7 +23,14 @@ func (s *Server) listenAPI() error {
 	if tlsOn && (s.o.APICert == "" || s.o.APIKey == "") {
 		return errors.New("--api-cert and --api-key go together")
 	}
-	if !tlsOn && !s.o.APIInsecure && !loopback(addr) {
+	autoTLS, err := s.apiAutoTLS()
+	if err != nil {
+		return err
+	}
+	if tlsOn && autoTLS != nil {
+		return errors.New("--api-domain and --api-cert/--api-key exclude each other")
+	}
+	if !tlsOn && autoTLS == nil && !s.o.APIInsecure && !loopback(addr) {
 		return fmt.Errorf("--api %s: %w", addr, ErrInsecureAPI)
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -37,6 +44,9 @@ func (s *Server) listenAPI() error {
 			return fmt.Errorf("loading --api-cert/--api-key: %w", err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		s.apiScheme = "https"
+	} else if autoTLS != nil {
+		ln = tls.NewListener(ln, autoTLS) // the edge's certificate for --api-domain
 		s.apiScheme = "https"
 	} else {
 		s.apiScheme = "http"

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -40,6 +41,26 @@ type TLSOptions struct {
 	RenewalWindowRatio float64
 	// Limits harden the router's listeners; zero fields take the defaults.
 	Limits proxy.Limits
+	// APIDomain serves --api over TLS with an ACME certificate for this
+	// name (needs HTTPSAddr: the challenges are answered by the router).
+	APIDomain string
+}
+
+// apiAutoTLS returns the TLS config for --api with --api-domain, nil without.
+func (s *Server) apiAutoTLS() (*tls.Config, error) {
+	d := s.o.TLS.APIDomain
+	if d == "" {
+		return nil, nil
+	}
+	if !s.TLSEdge.TLS() {
+		return nil, fmt.Errorf("--api-domain %s needs --https: the router answers the ACME challenges", d)
+	}
+	if err := s.TLSEdge.ServeOwn(context.Background(), d); err != nil {
+		return nil, fmt.Errorf("--api-domain: %w", err)
+	}
+	c := s.TLSEdge.TLSConfig()
+	c.NextProtos = []string{"h2", "http/1.1"}
+	return c, nil
 }
 
 // openEdge builds the edge manager and hands the verify stage what it needs.
