@@ -100,6 +100,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			s.obtaining, s.lastError, s.renewedAt = false, "", time.Now()
 		})
 		m.log.Info("certificate obtained", "host", name, "renewal", data["renewal"])
+		time.AfterFunc(time.Second, m.publishExpiry) // once certmagic has cached it
 	case "cert_failed":
 		msg := fmt.Sprint(data["error"])
 		m.update(name, func(s *certState) {
@@ -181,6 +182,7 @@ func (m *Manager) recheckLoop() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			m.manageAll(ctx)
 			cancel()
+			m.publishExpiry()
 		}
 	}
 }

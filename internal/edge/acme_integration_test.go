@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,12 @@ func testIssuance(t *testing.T, challenge string) {
 	if _, err := env.servedCert("us.localhost"); err == nil {
 		t.Fatal("*.localhost got a certificate")
 	}
+	// The expiry reaches the router's metrics.
+	waitFor(t, 5*time.Second, "the certificate expiry metric", func() bool {
+		rec := httptest.NewRecorder()
+		env.router.MetricsHandler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return strings.Contains(rec.Body.String(), `slipway_certificate_expiry_timestamp_seconds{name="shop.test"}`)
+	})
 }
 
 func TestIssuanceHTTP01(t *testing.T) { testIssuance(t, ChallengeHTTP) }

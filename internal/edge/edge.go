@@ -58,6 +58,8 @@ type Resolver interface {
 type Router interface {
 	Routes(host string) bool
 	SetPages(hosts []string, p proxy.Pages)
+	// SetCertificateExpiry feeds the certificate expiry metric.
+	SetCertificateExpiry(name string, notAfter time.Time)
 }
 
 var _ Router = (*proxy.Router)(nil)
@@ -263,7 +265,18 @@ func (m *Manager) ServeOwn(ctx context.Context, name string) error {
 	if m.tlsOn {
 		m.manageAll(ctx)
 	}
+	m.publishExpiry()
 	return nil
+}
+
+// publishExpiry hands every certificate's expiry to the router's metrics.
+func (m *Manager) publishExpiry() {
+	if m.o.Router == nil {
+		return
+	}
+	for _, c := range m.Certs() {
+		m.o.Router.SetCertificateExpiry(c.Host, c.NotAfter) // zero (none yet) removes it
+	}
 }
 
 // Forget drops a store's hosts (a removed store): they are no longer
@@ -282,6 +295,9 @@ func (m *Manager) Forget(store string) error {
 	}
 	if m.o.Router != nil {
 		m.o.Router.SetPages(ss.Hosts, proxy.Pages{})
+		for _, h := range ss.Hosts {
+			m.o.Router.SetCertificateExpiry(requestHost(h), time.Time{})
+		}
 	}
 	return m.rebuildLocked()
 }
