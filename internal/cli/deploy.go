@@ -30,6 +30,7 @@ type deployOptions struct {
 	reg         registryOptions
 	commit      string
 	detach      bool
+	fleet       fleetOptions
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -49,9 +50,14 @@ images with the current config and env (a config change).`,
 		Example: `  slipway deploy --all
   slipway deploy --store-id us --wait
   slipway deploy --store-id us --deploy-only
-  slipway deploy --store-id us --destructive --confirm us`,
+  slipway deploy --store-id us --destructive --confirm us
+  slipway deploy --all --canary us --wave 10 --max-failures 2 --rollback-wave
+  slipway deploy --all --canary us --wave 10 --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.commit != "" && o.fleet.active() {
+				return usagef("--canary, --wave, --max-failures, --rollback-wave and --dry-run are not available with --commit yet")
+			}
 			if o.commit != "" {
 				return deployCommit(cmd.Context(), g, o)
 			}
@@ -65,6 +71,14 @@ images with the current config and env (a config change).`,
 			}
 			if err := checkDestructive(cfg, ids, o.destructive, o.confirm); err != nil {
 				return err
+			}
+			if o.fleet.active() {
+				if err := o.fleet.check(ids); err != nil {
+					return err
+				}
+				if o.fleet.dryRun {
+					return dryRunFleet(cmd.Context(), g, cfg, ids, o.fleet)
+				}
 			}
 			client := server.NewClient(g.dataDir(cfg))
 			if err := client.Ping(cmd.Context()); err != nil {
@@ -108,10 +122,14 @@ images with the current config and env (a config change).`,
 				}
 				reqs = append(reqs, r...)
 			}
+			if o.fleet.active() {
+				return runFleet(cmd.Context(), g, cfg, client, reqs, o.fleet, log)
+			}
 			return runDeploys(cmd.Context(), g, client, reqs, log, "")
 		},
 	}
 	f := cmd.Flags()
+	o.fleet.bind(f)
 	f.StringArrayVar(&o.storeIDs, "store-id", nil, "store to deploy (repeatable)")
 	f.BoolVar(&o.all, "all", false, "deploy every deployable store")
 	f.BoolVar(&o.wait, "wait", false, "wait for a store's deploy lock instead of failing at once")
