@@ -317,7 +317,6 @@ func (fl *fleet) printWave(wv wave, i, n int, outs []deployOutcome) {
 	tw.Flush()
 }
 
-
 // runFleet is deploy's staged rollout against the server.
 func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Client, reqs []pipeline.DeployRequest, f fleetOptions, log io.Writer) error {
 	byStore := map[string]pipeline.DeployRequest{}
