@@ -232,5 +232,3 @@ func (mw *MetricsWriter) Family(name, typ, help string) { mw.m.family(name, typ,
 func (mw *MetricsWriter) Sample(name string, v float64, labels ...string) {
 	mw.m.sampleFloat(name, v, labels...)
 }
-
-func (r *Router) writeCacheMetrics(m *expo) {}

@@ -31,6 +31,7 @@ type Router struct {
 	unrouted atomic.Uint64 // requests for hosts no service routes
 	certs    certExpiry
 	alog     *accessLog
+	cache    *edgeCache
 
 	// Every upstream of a target still in use, for the reaper.
 	upsMu sync.Mutex
@@ -119,6 +120,8 @@ type config struct {
 	trustForwarded        bool
 	trustedProxies        []netip.Prefix
 	accessLog             io.Writer
+	cacheDir              string
+	cacheMem, cacheDisk   int64
 	monitorInterval       time.Duration
 }
 
@@ -197,6 +200,13 @@ func NewRouter(statePath string, opts ...Option) (*Router, error) {
 	if cfg.accessLog != nil {
 		r.alog = newAccessLog(cfg.accessLog)
 	}
+	if cfg.cacheMem > 0 {
+		c, err := newEdgeCache(cfg.cacheDir, cfg.cacheMem, cfg.cacheDisk)
+		if err != nil {
+			return nil, err
+		}
+		r.cache = c
+	}
 	r.table.Store(&routeTable{})
 	if statePath != "" {
 		if err := r.load(); err != nil {
@@ -274,19 +284,22 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var status int
 	var n int64
 	var t *target
+	var cache string
 	switch set := svc.active.Load(); {
 	case set.maintenance != "":
 		r.errorPage(w, req, http.StatusServiceUnavailable, set.maintenance)
 		status = http.StatusServiceUnavailable
 	case set.static != nil:
 		status, n = set.static.serve(r, w, req)
+	case r.cache != nil && cacheableRequest(req):
+		status, n, t, cache = r.serveCacheable(svc, w, req)
 	default:
 		status, n, t = r.forward(svc, w, req)
 	}
 	svc.counters.record(status, req)
 	svc.counters.lat.observe(time.Since(start), n)
 	if r.alog != nil {
-		e := entry{start: start, service: svc.name, req: req, status: status, bytes: n}
+		e := entry{start: start, service: svc.name, req: req, status: status, bytes: n, cache: cache}
 		if t != nil {
 			e.target = t.addr
 		}
@@ -576,5 +589,9 @@ func (r *Router) drainAll(svc *service, ts []*target, timeout time.Duration) int
 		delete(svc.draining, t)
 	}
 	r.mu.Unlock()
+	if r.cache != nil {
+		// The previous release's answers were kept through its drain.
+		r.cache.retain(svc, svc.active.Load())
+	}
 	return int(cut.Load())
 }

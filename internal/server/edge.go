@@ -28,12 +28,18 @@ type EdgeOptions struct {
 	// TCP address (for a Prometheus on the same host or network). /metrics
 	// on the API needs a read token either way.
 	MetricsAddr string
+	// CacheMemory and CacheDisk cap the edge cache of fingerprinted assets
+	// (bytes; 0 memory: no cache). The disk tier is <data-dir>/edge-cache.
+	CacheMemory, CacheDisk int64
 }
 
 // edgeRouterOptions turns EdgeOptions into router options.
 func (s *Server) edgeRouterOptions() ([]proxy.Option, error) {
 	e := s.o.Edge
 	opts := []proxy.Option{proxy.WithTrustedProxies(e.TrustedProxies)}
+	if e.CacheMemory > 0 {
+		opts = append(opts, proxy.WithEdgeCache(filepath.Join(s.o.DataDir, "edge-cache"), e.CacheMemory, e.CacheDisk))
+	}
 	switch e.AccessLog {
 	case "":
 	case "-":
