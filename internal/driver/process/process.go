@@ -325,16 +325,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		return fail(fmt.Errorf("running %s: %w", cmd.Path, err))
 	}
 	pid := cmd.Process.Pid
-	if _, err := startLogPipe(outR, logf, pid, spec.Secrets); err != nil {
-		unlock()
-		abortGate()
-		signalGroup(pid, syscall.SIGKILL)
-		cmd.Wait()
-		os.Remove(d.logPath(id))
-		return fail(err)
-	}
-	outR.Close()
-	outW.Close()
+	outW.Close() // the instance has its own
 	ticks, _ := procStart(pid)
 	rec := &record{
 		ID:            id,
@@ -353,6 +344,15 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	}
 	err = d.writeRecord(rec)
 	unlock()
+	// The log pipe starts outside the state lock (an exec is slow on a
+	// loaded host, and every Start takes that lock), before the gate opens:
+	// the instance cannot print anything before it runs.
+	if err == nil {
+		if _, err = startLogPipe(outR, logf, pid, spec.Secrets); err != nil {
+			err = fmt.Errorf("starting its log pipe: %w", err)
+		}
+	}
+	outR.Close()
 	if err == nil {
 		err = openGate()
 	} else {
