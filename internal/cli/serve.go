@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/handoff"
 	"github.com/slipway-dev/slipway/internal/server"
 )
 
@@ -63,6 +64,10 @@ instances that no route points at.`,
 			so.DataDir, so.HTTPAddr, so.Driver, so.RegistryAddr, so.Log = dataDir, o.http, o.driver, o.registry, g.stderr
 			applyTargets(g, cfg, &so)
 			so.TLS = tlsOpts
+			// Sockets from systemd (LISTEN_FDS) or from the serve this one replaces.
+			if so.Listeners, err = handoff.FromEnv(); err != nil {
+				fmt.Fprintf(g.stderr, "slipway serve: %v\n", err)
+			}
 			srv, err := server.New(cmd.Context(), so)
 			if err != nil {
 				return err

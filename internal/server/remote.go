@@ -33,7 +33,7 @@ func (s *Server) listenAPI() error {
 	if !tlsOn && autoTLS == nil && !s.o.APIInsecure && !loopback(addr) {
 		return fmt.Errorf("--api %s: %w", addr, ErrInsecureAPI)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := s.listen("remote-api", "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("api listen on %s: %w", addr, err)
 	}

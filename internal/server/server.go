@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
@@ -27,6 +26,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/driver/process"
 	"github.com/slipway-dev/slipway/internal/driver/swarm"
 	"github.com/slipway-dev/slipway/internal/edge"
+	"github.com/slipway-dev/slipway/internal/handoff"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/registry"
@@ -67,6 +67,9 @@ type Options struct {
 	Regions map[string]string
 	// TLS configures HTTPS, ACME and listener hardening (tls.go).
 	TLS TLSOptions
+	// Listeners hands serve's sockets over across restarts and upgrades
+	// (systemd socket activation, SIGHUP/SIGUSR2); nil listens afresh.
+	Listeners *handoff.Listeners
 }
 
 // Server is a running control plane.
@@ -85,6 +88,7 @@ type Server struct {
 	Audit  *auth.Audit
 
 	lockFile  *os.File
+	handedOff bool // the sockets and the state went to a new serve
 	httpLn    net.Listener
 	httpsLn   net.Listener
 	apiLn     net.Listener
@@ -141,8 +145,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.lockFile = lf
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("%w (%s)", ErrRunning, o.DataDir)
+	if err := s.lockDataDir(lf); err != nil {
+		return nil, err
 	}
 	if s.State, err = state.Open(ctx, filepath.Join(o.DataDir, "state.db")); err != nil {
 		return nil, err
@@ -285,7 +289,7 @@ func (s *Server) recover(ctx context.Context) error {
 // Listen binds the router and API listeners (so callers know the addresses before Serve).
 func (s *Server) Listen() error {
 	var err error
-	if s.httpLn, err = net.Listen("tcp", s.o.HTTPAddr); err != nil {
+	if s.httpLn, err = s.listen("http", "tcp", s.o.HTTPAddr); err != nil {
 		return fmt.Errorf("router listen on %s: %w", s.o.HTTPAddr, err)
 	}
 	if err := s.listenHTTPS(); err != nil {
@@ -295,8 +299,8 @@ func (s *Server) Listen() error {
 		return err
 	}
 	sock := SocketPath(s.o.DataDir)
-	os.Remove(sock) // we hold serve.lock: a socket file here is stale
-	if s.apiLn, err = net.Listen("unix", sock); err != nil {
+	// A socket file not handed over is stale: we hold serve.lock.
+	if s.apiLn, err = s.listen("api", "unix", sock); err != nil {
 		return fmt.Errorf("api listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
@@ -306,7 +310,7 @@ func (s *Server) Listen() error {
 		}
 	}
 	if s.o.RegistryAddr != "" {
-		if s.regLn, err = net.Listen("tcp", s.o.RegistryAddr); err != nil {
+		if s.regLn, err = s.listen("registry", "tcp", s.o.RegistryAddr); err != nil {
 			return fmt.Errorf("registry listen on %s: %w", s.o.RegistryAddr, err)
 		}
 	}
@@ -377,24 +381,41 @@ func (s *Server) Serve(ctx context.Context) error {
 	supDone := make(chan struct{})
 	go func() { s.Deployer.Supervise(supCtx, s.log, time.Second); close(supDone) }()
 	s.log.Info("serving", "router", s.HTTPAddr(), "api", SocketPath(s.o.DataDir), "driver", s.Driver.Capabilities().Name)
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+	s.announceReady()
+	// stopControl stops all but the router: the supervisor first, so it does
+	// not restart what shutdown stops; then the API and the other listeners.
+	stopControl := func(ctx context.Context) {
+		stopSup()
+		<-supDone
+		s.mu.Lock()
+		extra := append([]*http.Server{api}, s.extra...)
+		s.mu.Unlock()
+		shutdownAll(ctx, extra...)
 	}
-	// The supervisor goes first, so it does not restart what shutdown stops.
-	stopSup()
-	<-supDone
+	upgrade, stopSignals := upgradeSignals()
+	defer stopSignals()
+	var err error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err = <-errc:
+			break wait
+		case <-upgrade:
+			if s.handOff(stopControl) {
+				break wait
+			}
+		}
+	}
 	shctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	api.Shutdown(shctx)
-	stopRouter(shctx)
-	s.mu.Lock()
-	for _, x := range s.extra {
-		x.Shutdown(shctx)
+	if !s.handedOff {
+		stopControl(shctx)
 	}
-	s.mu.Unlock()
-	if s.o.StopOnExit {
+	// In-flight requests finish; with a hand-off the new serve already accepts.
+	stopRouter(shctx)
+	if s.o.StopOnExit && !s.handedOff {
 		s.stopEverything(shctx)
 	}
 	s.closeAll()
@@ -436,7 +457,7 @@ func (s *Server) closeAll() {
 	if c, ok := s.Driver.(io.Closer); ok {
 		c.Close()
 	}
-	if s.apiLn != nil {
+	if s.apiLn != nil && !s.handedOff {
 		os.Remove(SocketPath(s.o.DataDir))
 	}
 	if s.lockFile != nil {
