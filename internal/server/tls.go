@@ -120,7 +120,7 @@ func (s *Server) listenHTTPS() error {
 	if s.o.TLS.HTTPSAddr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.o.TLS.HTTPSAddr)
+	ln, err := s.listen("https", "tcp", s.o.TLS.HTTPSAddr)
 	if err != nil {
 		return fmt.Errorf("router HTTPS listen on %s: %w", s.o.TLS.HTTPSAddr, err)
 	}
