@@ -200,5 +200,5 @@ func deployCommit(ctx context.Context, g *globals, o *deployOptions) error {
 
 // pushCommands are the commands of serve's job queue.
 func pushCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newJobsCmd(g), newCancelCmd(g)}
+	return []*cobra.Command{newJobsCmd(g), newCancelCmd(g), newConsoleCmd(g)}
 }

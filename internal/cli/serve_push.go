@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/console"
 	"github.com/slipway-dev/slipway/internal/push"
 	"github.com/slipway-dev/slipway/internal/server"
 	"github.com/slipway-dev/slipway/internal/source"
@@ -78,6 +79,12 @@ func startPush(ctx context.Context, g *globals, p *pushOptions, srv *server.Serv
 		return nil, nil, err
 	}
 	svc.Mount(srv)
+	con, err := console.New(console.Options{DataDir: dataDir, State: srv.State, Router: srv.Router, Driver: srv.Driver, Deployer: srv.Deployer,
+		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	con.Mount(srv)
 	svc.Start(ctx)
 	if svc.Repo != nil {
 		fmt.Fprintf(g.stderr, "slipway serve: deploys pushes to %s of %s\n", svc.Repo.Branch(), source.StripCredentials(svc.Repo.URL()))

@@ -44,6 +44,7 @@ const (
 const (
 	KindBuildDeploy = "build-deploy"
 	KindDeployOnly  = "deploy-only"
+	KindRollback    = "rollback"
 )
 
 // Stages a job moves through; StageDeploy is the point from which a cancel no longer stops it.
@@ -64,6 +65,8 @@ type Job struct {
 	Kind   string `json:"kind"`
 	Store  string `json:"store"`
 	Commit string `json:"commit"`
+	// Target is the release a rollback returns to.
+	Target string `json:"target,omitempty"`
 	// Ref is the branch the commit was pushed to, if any.
 	Ref string `json:"ref,omitempty"`
 	// Reasons say why the store is deployed (compose reasons, or "requested").

@@ -62,9 +62,12 @@ func (s *Service) Run(ctx context.Context, run *jobs.Run) error {
 		return fmt.Errorf("store %s is not a deployable store at %s", j.Store, short(j.Commit))
 	}
 	var images []pipeline.BuiltImage
-	if j.Kind == jobs.KindDeployOnly {
+	switch j.Kind {
+	case jobs.KindDeployOnly:
 		images, err = s.liveImages(ctx, j.Store)
-	} else {
+	case jobs.KindRollback:
+		images, err = s.releaseImages(ctx, j.Store, j.Target)
+	default:
 		err = step(jobs.StageBuild, func() error {
 			var berr error
 			images, berr = s.build(ctx, run, cfg, j)
@@ -123,6 +126,26 @@ func (s *Service) liveImages(ctx context.Context, store string) ([]pipeline.Buil
 	return out, nil
 }
 
+// releaseImages returns the images of one of the store's releases that once served, for a rollback.
+func (s *Service) releaseImages(ctx context.Context, store, id string) ([]pipeline.BuiltImage, error) {
+	rel, err := s.d.State.Release(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("release %s: %w", id, err)
+	}
+	if rel.Store != store || (rel.Status != state.StatusLive && rel.Status != state.StatusSuperseded) {
+		return nil, fmt.Errorf("release %s is not a release of %s that served traffic", id, store)
+	}
+	var out []pipeline.BuiltImage
+	for app, im := range rel.Images {
+		drv, err := pipeline.DriverRef(s.d.Images.Dir(), im)
+		if err != nil {
+			return nil, fmt.Errorf("release %s: %w", rel.ID, err)
+		}
+		out = append(out, pipeline.BuiltImage{Store: store, App: app, Ref: im.Ref, Digest: im.Digest, DriverRef: drv})
+	}
+	return out, nil
+}
+
 // request assembles the deploy request as `slipway deploy` does: the commit's
 // deploy files for hooks, the config's env, then the runtime env.
 func (s *Service) request(ctx context.Context, cfg *config.Config, j jobs.Job, images []pipeline.BuiltImage) (pipeline.DeployRequest, error) {
@@ -138,11 +161,15 @@ func (s *Service) request(ctx context.Context, cfg *config.Config, j jobs.Job, i
 		return pipeline.DeployRequest{}, fmt.Errorf("reading the runtime env of %s: %w", j.Store, err)
 	}
 	kind := state.KindBuildDeploy
-	if j.Kind == jobs.KindDeployOnly {
+	hooks := pipeline.Hooks{PreDeploy: conv(eff.PreDeploy), Install: conv(eff.Install), DestructiveInstall: conv(eff.DestructiveInstall), PostDeploy: conv(eff.PostDeploy)}
+	switch j.Kind {
+	case jobs.KindDeployOnly:
 		kind = state.KindDeployOnly
+	case jobs.KindRollback:
+		// Back to old images: today's migrations must not run against them.
+		kind, hooks = state.KindRollback, pipeline.Hooks{}
 	}
-	return pipeline.NewDeployRequest(cfg, j.Store, images, pipeline.RequestOptions{Commit: j.Commit, Kind: kind, Wait: true, RuntimeEnv: env,
-		Hooks: pipeline.Hooks{PreDeploy: conv(eff.PreDeploy), Install: conv(eff.Install), DestructiveInstall: conv(eff.DestructiveInstall), PostDeploy: conv(eff.PostDeploy)}})
+	return pipeline.NewDeployRequest(cfg, j.Store, images, pipeline.RequestOptions{Commit: j.Commit, Kind: kind, Wait: true, RuntimeEnv: env, Hooks: hooks})
 }
 
 var releaseRe = regexp.MustCompile(`^release (\S+) \(`)

@@ -1,0 +1,231 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/slipway-dev/slipway/internal/console"
+	"github.com/slipway-dev/slipway/internal/jobs"
+	"github.com/slipway-dev/slipway/internal/push"
+	"github.com/slipway-dev/slipway/internal/server"
+	"github.com/slipway-dev/slipway/internal/source"
+	"github.com/slipway-dev/slipway/internal/state"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+const password = "console-password-for-tests"
+
+type stack struct {
+	srv *server.Server
+	svc *push.Service
+	dir string
+}
+
+// serve starts serve with the example repository, the push service and the console on --api.
+func serve(t *testing.T) *stack {
+	t.Helper()
+	testenv.Node(t)
+	g := testenv.NewGitRepo(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Driver: "process", Log: io.Discard, StopOnExit: true})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	svc, err := push.Open(ctx, push.Options{DataDir: dir, Jobs: 2, Source: source.Options{URL: g.Bare, Branch: "main"}},
+		push.Deps{State: srv.State, Deployer: srv.Deployer, Images: srv.Images})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	svc.Mount(srv)
+	con, err := console.New(console.Options{DataDir: dir, State: srv.State, Router: srv.Router, Driver: srv.Driver, Deployer: srv.Deployer,
+		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	con.Mount(srv)
+	if err := console.SetPassword(dir, password); err != nil {
+		t.Fatal(err)
+	}
+	svc.Start(ctx)
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(serveCtx); close(done) }()
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), time.Minute)
+		defer c()
+		svc.Stop(sctx)
+		cancel()
+		stopServe()
+		<-done
+	})
+	return &stack{srv: srv, svc: svc, dir: dir}
+}
+
+func (s *stack) waitJob(t *testing.T, id string) *jobs.Job {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		j, err := s.svc.Queue.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Done() {
+			if j.Status != jobs.StatusSucceeded {
+				t.Fatalf("job %s ended %s: %s", j.ID, j.Status, j.Error)
+			}
+			return j
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not end", id)
+	return nil
+}
+
+// shots is where screenshots go: SLIPWAY_SCREENSHOTS, else a temp dir.
+func shots(t *testing.T) string {
+	if d := os.Getenv("SLIPWAY_SCREENSHOTS"); d != "" {
+		os.MkdirAll(d, 0o755)
+		return d
+	}
+	return t.TempDir()
+}
+
+func TestConsoleInChromium(t *testing.T) {
+	chrome := testenv.Chromium(t)
+	if chrome == "" {
+		return
+	}
+	s := serve(t)
+	ctx := context.Background()
+	// Every store live first (as a push would make them).
+	ans, err := server.NewClient(s.dir).DeployCommit(ctx, push.DeployRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ans.Stores {
+		s.waitJob(t, d.Job)
+	}
+	// Secure cookies: browsers keep them on plain HTTP for localhost only.
+	base := strings.Replace(s.srv.APIURL(), "127.0.0.1", "localhost", 1)
+	out := shots(t)
+
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chrome), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000)}
+	for _, f := range testenv.ChromiumFlags {
+		opts = append(opts, chromedp.Flag(strings.TrimPrefix(f, "--"), true))
+	}
+	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	// The first run starts the browser: no timeout on it (it would end the browser).
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	tctx, cancelT := context.WithTimeout(bctx, 30*time.Second)
+	defer cancelT()
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(out, "console-"+name+".png"), buf, 0o644)
+		})
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(tctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return v
+	}
+
+	// Log in: a wrong password first (refused), then the right one.
+	if err := chromedp.Do(tctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(`#password`),
+		shot("login"),
+		chromedp.SendKeys(`#password`, "wrong-password-123"),
+		chromedp.Click(`#login`),
+		chromedp.WaitVisible(`.login .flash.err`),
+	); err != nil {
+		t.Fatalf("a wrong login: %v", err)
+	}
+	if e := text(`.login .flash.err`); !strings.Contains(e, "wrong") {
+		t.Fatalf("a wrong password showed %q", e)
+	}
+	if err := chromedp.Do(tctx,
+		chromedp.SendKeys(`#password`, password),
+		chromedp.Click(`#login`),
+		chromedp.WaitVisible(`table.fleet`),
+		shot("fleet"),
+	); err != nil {
+		body, _ := chromedp.Run(bctx, chromedp.Text(`body`))
+		loc, _ := chromedp.Run(bctx, chromedp.Location())
+		t.Fatalf("logging in: %v (at %s: %q)", err, loc, body)
+	}
+	// Every store is live.
+	for _, st := range []string{"us", "eu", "sports-brand"} {
+		if row := text(`#store-` + st); !strings.Contains(row, st+"-v1") || !strings.Contains(row, "live") || !strings.Contains(row, "healthy") {
+			t.Fatalf("fleet row of %s: %q", st, row)
+		}
+	}
+
+	// Deploy us from the fleet view; its log streams to the end.
+	if err := chromedp.Do(tctx,
+		chromedp.Click(`#deploy-us`),
+		chromedp.WaitVisible(`#log`),
+		chromedp.WaitVisible(`#job-status .s-succeeded`),
+		shot("job"),
+	); err != nil {
+		t.Fatalf("deploying us: %v", err)
+	}
+	if logText := text(`#log`); !strings.Contains(logText, "finished: succeeded") || !strings.Contains(logText, "live: us.localhost") {
+		t.Fatalf("the streamed log: %q", logText)
+	}
+	cur, err := s.srv.State.Current(ctx, "us")
+	if err != nil || cur.ID != "us-v2" {
+		t.Fatalf("live after Deploy: %+v, %v", cur, err)
+	}
+
+	// Roll back to us-v1 from the store page.
+	if err := chromedp.Do(tctx,
+		chromedp.Navigate(base+"/stores/us"),
+		chromedp.WaitVisible(`#rollback-us-v1`),
+		shot("store"),
+		chromedp.Click(`#rollback-us-v1`),
+		chromedp.WaitVisible(`#job-status .s-succeeded`),
+		chromedp.Navigate(base+"/jobs"),
+		chromedp.WaitVisible(`table`),
+		shot("jobs"),
+	); err != nil {
+		t.Fatalf("rolling back: %v", err)
+	}
+	cur, err = s.srv.State.Current(ctx, "us")
+	if err != nil || cur.Kind != state.KindRollback {
+		t.Fatalf("live after the rollback: %+v, %v", cur, err)
+	}
+	v1, _ := s.srv.State.Release(ctx, "us-v1")
+	for app, im := range v1.Images {
+		if cur.Images[app].Digest != im.Digest {
+			t.Fatalf("the rollback runs %s %s, us-v1 ran %s", app, cur.Images[app].Digest, im.Digest)
+		}
+	}
+	t.Logf("screenshots in %s", out)
+}
