@@ -38,6 +38,12 @@ type options struct {
 	body          int
 	rounds        int
 	cpuprofile    string
+	mode          string
+	hosts, n      int
+	static, dir   string
+	cache         bool
+	proxy         string
+	kamalProxy    string
 }
 
 func main() {
@@ -53,6 +59,14 @@ func main() {
 	flag.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk threads (the proxies need the other cores)")
 	flag.IntVar(&o.body, "body", 128, "response body size in bytes")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the router child's CPU profile to this file")
+	flag.StringVar(&o.mode, "mode", "plain", "plain (router vs nginx proxy_pass), hosts, static, cache, rss, or all")
+	flag.IntVar(&o.hosts, "hosts", 30, "stores' hosts in -mode hosts")
+	flag.StringVar(&o.kamalProxy, "kamal-proxy", "", "kamal-proxy binary for -mode rss (default $SLIPWAY_BENCH_KAMAL_PROXY); build it yourself into a temporary directory")
+	flag.IntVar(&o.n, "n", 1, "internal: ports for -role backends")
+	flag.StringVar(&o.static, "static", "", "internal: static site directory for -role router-mode")
+	flag.StringVar(&o.dir, "dir", "", "internal: directory for -role files")
+	flag.BoolVar(&o.cache, "cache", false, "internal: edge cache on, for -role router-mode")
+	flag.StringVar(&o.proxy, "proxy", "", "internal: proxy measured by -role rss-ns")
 	flag.Parse()
 
 	var err error
@@ -61,9 +75,17 @@ func main() {
 		err = proxybench.Serve(proxybench.Backend("1", o.body, 0))
 	case "router":
 		err = serveRouter(o.backend, o.cpuprofile)
+	case "backends":
+		err = serveBackends(o.n, o.body)
+	case "files":
+		err = serveFiles(o.dir)
+	case "router-mode":
+		err = serveRouterMode(o)
+	case "rss-ns":
+		err = rssInNamespace(o)
 	case "":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err = bench(ctx, o)
+		err = runModes(ctx, o)
 		stop()
 	default:
 		err = fmt.Errorf("unknown -role %q", o.role)
@@ -400,4 +422,34 @@ func verdict(name, s, n string, ratio, goal float64, lowerIsBetter bool) {
 
 func info(name string, s, n time.Duration) {
 	fmt.Printf("%-34s %10s %10s %6.2f× %7s  %s\n", name, proxybench.Ms(s), proxybench.Ms(n), float64(s)/float64(n), "-", "info")
+}
+
+// runModes runs the chosen mode, or every mode one after the other.
+func runModes(ctx context.Context, o options) error {
+	modes := []string{o.mode}
+	if o.mode == "all" {
+		modes = []string{"plain", "hosts", "static", "cache", "rss"}
+	}
+	for i, m := range modes {
+		if i > 0 {
+			fmt.Println()
+		}
+		var err error
+		switch m {
+		case "plain":
+			err = bench(ctx, o)
+		case "hosts":
+			err = benchHosts(ctx, o)
+		case "static", "cache":
+			err = benchFiles(ctx, o, m)
+		case "rss":
+			err = benchRSS(ctx, o)
+		default:
+			err = fmt.Errorf("unknown -mode %q", m)
+		}
+		if err != nil {
+			return fmt.Errorf("-mode %s: %w", m, err)
+		}
+	}
+	return nil
 }

@@ -40,8 +40,8 @@ const cacheMaxObject = 8 << 20
 const cacheDefaultTTL = 24 * time.Hour
 
 type cacheKey struct {
-	set *targetSet // the release that answered
-	uri string     // host + request URI
+	set       *targetSet // the release that answered
+	host, uri string     // Host and request URI as sent
 }
 
 // cached is one stored answer.
@@ -129,7 +129,7 @@ func (c *edgeCache) lookup(set *targetSet, req *http.Request) (hit, bool) {
 
 // find returns the entry with c.mu held, or nil with it released.
 func (c *edgeCache) find(set *targetSet, req *http.Request) *cached {
-	k := cacheKey{set, req.Host + req.RequestURI}
+	k := cacheKey{set, req.Host, req.RequestURI}
 	now := time.Now()
 	c.mu.Lock()
 	for _, e := range c.entries[k] {
@@ -180,7 +180,7 @@ func (c *edgeCache) store(svc *service, set *targetSet, req *http.Request, statu
 	if !ok || len(body) > cacheMaxObject || int64(len(body)) > c.memCap {
 		return
 	}
-	e := &cached{key: cacheKey{set, req.Host + req.RequestURI}, owner: svc, status: status, header: h, body: body,
+	e := &cached{key: cacheKey{set, req.Host, req.RequestURI}, owner: svc, status: status, header: h, body: body,
 		size: int64(len(body)), stored: time.Now(), etag: h.Get("Etag")}
 	e.expires = e.stored.Add(ttl)
 	for _, v := range h.Values("Vary") {
@@ -339,8 +339,8 @@ func (e hit) serveHit(w http.ResponseWriter, req *http.Request) (int, int64) {
 	for k, v := range e.header {
 		h[k] = v
 	}
-	h.Set("Age", strconv.Itoa(int(time.Since(e.stored).Seconds())))
-	h.Set("X-Cache", "HIT")
+	h["Age"] = []string{strconv.Itoa(int(time.Since(e.stored).Seconds()))}
+	h["X-Cache"] = hitValue
 	if e.etag != "" && etagMatch(req.Header.Get("If-None-Match"), e.etag) {
 		for _, k := range []string{"Content-Length", "Content-Type", "Content-Encoding"} {
 			delete(h, k)
@@ -355,6 +355,8 @@ func (e hit) serveHit(w http.ResponseWriter, req *http.Request) (int, int64) {
 	n, _ := w.Write(e.body)
 	return e.status, int64(n)
 }
+
+var hitValue = []string{"HIT"}
 
 func etagMatch(inm, etag string) bool {
 	if inm == "" {

@@ -190,7 +190,7 @@ func (r *Router) load() error {
 			site, err := openStatic(*ss.Static)
 			if err != nil {
 				r.cfg.log.Warn("static site not restored", "service", ss.Name, "error", err)
-				site = &staticSite{spec: *ss.Static, files: map[string]*staticFile{}}
+				site = &staticSite{spec: *ss.Static}
 			}
 			set.static = site
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,9 +37,9 @@ type staticSite struct {
 	spec StaticSite
 	root *os.Root
 
-	mu    sync.Mutex
-	files map[string]*staticFile // request path -> file, nil for "no such file"
-	held  atomic.Int64           // bytes of small files kept in memory
+	files sync.Map     // request path -> *staticFile, nil for "no such file"
+	count atomic.Int64 // entries in files
+	held  atomic.Int64 // bytes of small files kept in memory
 }
 
 // staticFile is what the site knows about one servable file.
@@ -51,6 +52,30 @@ type staticFile struct {
 	cache    string
 	data     []byte // whole contents, for small files
 	variants []variant
+	// Header values built once: a hit assigns them without allocating.
+	hType, hCache, hTag, hMod, hLen []string
+}
+
+var (
+	hNosniff = []string{"nosniff"}
+	hVary    = []string{"Accept-Encoding"}
+)
+
+// prepare builds the header values of f and its variants.
+func (f *staticFile) prepare() {
+	for _, x := range append([]*staticFile{f}, variantFiles(f)...) {
+		x.hType, x.hCache, x.hTag = []string{f.ctype}, []string{f.cache}, []string{x.etag}
+		x.hMod = []string{x.modTime.UTC().Format(http.TimeFormat)}
+		x.hLen = []string{strconv.FormatInt(x.size, 10)}
+	}
+}
+
+func variantFiles(f *staticFile) []*staticFile {
+	var out []*staticFile
+	for _, v := range f.variants {
+		out = append(out, v.file)
+	}
+	return out
 }
 
 // variant is a precompressed sibling: app.js.br for app.js.
@@ -77,7 +102,7 @@ func openStatic(spec StaticSite) (*staticSite, error) {
 		return nil, fmt.Errorf("static site: %w", err)
 	}
 	spec.Dir = dir
-	return &staticSite{spec: spec, root: root, files: map[string]*staticFile{}}, nil
+	return &staticSite{spec: spec, root: root}, nil
 }
 
 // check proves the site servable before it gets traffic, as the health
@@ -136,18 +161,19 @@ func wantsPage(req *http.Request) bool {
 // not served, nor directories (no listings): "/docs/" serves
 // docs/index.html, "/about" also tries about.html.
 func (s *staticSite) lookup(p string) *staticFile {
-	s.mu.Lock()
-	f, ok := s.files[p]
-	s.mu.Unlock()
-	if ok {
-		return f
+	if f, ok := s.files.Load(p); ok {
+		return f.(*staticFile)
 	}
-	f = s.find(p)
-	s.mu.Lock()
-	if len(s.files) < 100_000 {
-		s.files[p] = f
+	f := s.find(p)
+	if f != nil {
+		f.prepare()
 	}
-	s.mu.Unlock()
+	// Bounded, so that scanning for random paths cannot grow it forever.
+	if s.count.Load() < 100_000 {
+		if _, loaded := s.files.LoadOrStore(p, f); !loaded {
+			s.count.Add(1)
+		}
+	}
 	return f
 }
 
@@ -231,24 +257,25 @@ func (s *staticSite) variants(name string) []variant {
 // requests (304, 206, 412) from the ETag and Last-Modified.
 func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFile, status int) (int, int64) {
 	h := w.Header()
-	h.Set("Content-Type", f.ctype)
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = f.hType
+	h["X-Content-Type-Options"] = hNosniff
 	body := f
 	if len(f.variants) > 0 {
-		h.Set("Vary", "Accept-Encoding")
-		ae := req.Header.Get("Accept-Encoding")
-		for _, v := range f.variants {
-			if accepts(ae, v.encoding) {
-				body = v.file
-				h.Set("Content-Encoding", v.encoding)
-				break
+		h["Vary"] = hVary
+		if ae := req.Header["Accept-Encoding"]; len(ae) > 0 {
+			for _, v := range f.variants {
+				if accepts(strings.Join(ae, ","), v.encoding) {
+					body = v.file
+					h["Content-Encoding"] = encodings[v.encoding]
+					break
+				}
 			}
 		}
 	}
 	if status != http.StatusOK {
 		// The site's own 404 page: no validators, no ranges.
 		h.Set("Cache-Control", "no-cache")
-		h.Set("Content-Length", fmt.Sprint(body.size))
+		h["Content-Length"] = body.hLen
 		w.WriteHeader(status)
 		if req.Method == http.MethodHead {
 			return status, 0
@@ -256,8 +283,22 @@ func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFil
 		n, _ := s.copy(w, body)
 		return status, n
 	}
-	h.Set("Cache-Control", f.cache)
-	h.Set("ETag", body.etag)
+	h["Cache-Control"] = f.hCache
+	h["Etag"] = body.hTag
+	h["Last-Modified"] = body.hMod
+	if body.data != nil && !conditional(req) {
+		// The common case, without http.ServeContent: a file in memory and
+		// a plain GET.
+		h["Content-Length"] = body.hLen
+		w.WriteHeader(http.StatusOK)
+		if req.Method == http.MethodHead {
+			return http.StatusOK, 0
+		}
+		n, _ := w.Write(body.data)
+		return http.StatusOK, int64(n)
+	}
+	// Conditional and range requests (304, 206, 412), and files on disk
+	// (sendfile), go through http.ServeContent.
 	cw := &countingWriter{ResponseWriter: w}
 	if body.data != nil {
 		http.ServeContent(cw, req, "", body.modTime, bytes.NewReader(body.data))
@@ -274,6 +315,18 @@ func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFil
 		cw.status = http.StatusOK
 	}
 	return cw.status, cw.n
+}
+
+var encodings = map[string][]string{"br": {"br"}, "gzip": {"gzip"}}
+
+// conditional says whether req has validators or a range for ServeContent.
+func conditional(req *http.Request) bool {
+	for _, k := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Range", "If-Range"} {
+		if _, ok := req.Header[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *staticSite) copy(w io.Writer, f *staticFile) (int64, error) {
@@ -391,10 +444,16 @@ func Fingerprinted(p string) bool {
 	if dot <= 0 {
 		return false
 	}
-	for _, tok := range strings.FieldsFunc(base[:dot], func(r rune) bool { return r == '.' || r == '-' || r == '_' || r == '~' }) {
-		if isHashToken(tok) {
+	name := base[:dot]
+	for name != "" {
+		i := strings.IndexAny(name, ".-_~")
+		if i < 0 {
+			return isHashToken(name)
+		}
+		if isHashToken(name[:i]) {
 			return true
 		}
+		name = name[i+1:]
 	}
 	return false
 }

@@ -191,3 +191,6 @@ func FreePort() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
+
+// Pid is the child's process id.
+func (c *Child) Pid() int { return c.cmd.Process.Pid }

@@ -156,6 +156,9 @@ func Wrk(ctx context.Context, bin, url string, threads, conns int, dur time.Dura
 	return parseWrk(string(out))
 }
 
+// ParseWrk reads wrk --latency output.
+func ParseWrk(out string) (WrkResult, error) { return parseWrk(out) }
+
 func parseWrk(out string) (WrkResult, error) {
 	var r WrkResult
 	inDist := false

@@ -172,3 +172,116 @@ func (n *Nginx) Stop() {
 		}
 	}
 }
+
+// nginxHead is the common top of the static and cache configs.
+func nginxHead(dir string) string {
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;\n"
+	}
+	return fmt.Sprintf(`%sworker_processes %d;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events {
+  worker_connections 8192;
+}
+`, user, runtime.NumCPU(), dir, dir)
+}
+
+func nginxTemps(dir string) string {
+	return fmt.Sprintf(`  access_log off;
+  client_body_temp_path %s/client_body;
+  proxy_temp_path %s/proxy;
+  fastcgi_temp_path %s/fastcgi;
+  uwsgi_temp_path %s/uwsgi;
+  scgi_temp_path %s/scgi;
+  keepalive_timeout 65s;
+  keepalive_requests 100000;
+  include /etc/nginx/mime.types;
+  sendfile on;
+  tcp_nopush on;
+`, dir, dir, dir, dir, dir)
+}
+
+// NginxStaticConf serves root with nginx's usual static file settings.
+func NginxStaticConf(dir, listen, root string) string {
+	return nginxHead(dir) + "http {\n" + nginxTemps(dir) + fmt.Sprintf(`  open_file_cache max=10000 inactive=60s;
+  server {
+    listen %s;
+    root %s;
+    location / {
+      try_files $uri $uri.html $uri/index.html =404;
+    }
+    location /_next/static/ {
+      add_header Cache-Control "public, max-age=31536000, immutable";
+    }
+  }
+}
+`, listen, root)
+}
+
+// NginxCacheConf proxies to upstream with proxy_cache keeping 200s.
+func NginxCacheConf(dir, listen, upstream string) string {
+	return nginxHead(dir) + "http {\n" + nginxTemps(dir) + fmt.Sprintf(`  proxy_cache_path %s/cache levels=1:2 keys_zone=assets:16m max_size=1g inactive=60m use_temp_path=off;
+  upstream app {
+    server %s max_fails=0;
+    keepalive 256;
+  }
+  server {
+    listen %s;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_cache assets;
+      proxy_cache_valid 200 1y;
+      add_header X-Cache $upstream_cache_status;
+    }
+  }
+}
+`, dir, upstream, listen)
+}
+
+// StartNginxConf starts nginx with the config conf returns for its listen address.
+func StartNginxConf(bin, dir string, conf func(listen string) string) (*Nginx, error) {
+	listen, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	n := &Nginx{Addr: listen, dir: dir, conf: filepath.Join(dir, "nginx.conf"), listen: listen, done: make(chan struct{})}
+	if err := os.WriteFile(n.conf, []byte(conf(listen)), 0o644); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(bin, "-t", "-q", "-c", n.conf).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("nginx -t: %v: %s", err, out)
+	}
+	n.cmd = exec.Command(bin, "-c", n.conf, "-g", "daemon off;")
+	n.cmd.Stderr = os.Stderr
+	setDeathSignal(n.cmd, syscall.SIGTERM)
+	if err := n.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting nginx: %w", err)
+	}
+	go func() {
+		n.cmd.Wait()
+		close(n.done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err == nil {
+			c.Close()
+			return n, nil
+		}
+		select {
+		case <-n.done:
+			return nil, fmt.Errorf("nginx exited at start; see %s/error.log", dir)
+		default:
+		}
+		if time.Now().After(deadline) {
+			n.Stop()
+			return nil, fmt.Errorf("nginx not listening on %s after 5s", listen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
