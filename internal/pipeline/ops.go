@@ -64,8 +64,73 @@ func (d *Deployer) setLive(req DeployRequest, release string) {
 
 func (d *Deployer) live(store string) *liveStore {
 	lives.mu.Lock()
+	ls := lives.m[d][store]
+	lives.mu.Unlock()
+	if ls != nil {
+		return ls
+	}
+	// After a serve restart: rebuilt from the instance specs an earlier
+	// serve recorded (sealed) for self-healing.
+	if ls = d.restoreLive(store); ls == nil {
+		return nil
+	}
+	lives.mu.Lock()
 	defer lives.mu.Unlock()
-	return lives.m[d][store]
+	if lives.m[d] == nil {
+		lives.m[d] = map[string]*liveStore{}
+	}
+	if cur := lives.m[d][store]; cur != nil {
+		return cur
+	}
+	lives.m[d][store] = ls
+	return ls
+}
+
+// restoreLive rebuilds what restart, scale and run need of a store's live
+// release from the supervised specs of the instances its routes point at;
+// nil unless every routed app of the store has one.
+func (d *Deployer) restoreLive(store string) *liveStore {
+	svcs := d.storeServices(store)
+	if len(svcs) == 0 {
+		return nil
+	}
+	byService := map[string]*supervised{}
+	d.mu.Lock()
+	for _, r := range d.supervised {
+		if r.store != store || byService[r.service] != nil {
+			continue
+		}
+		for _, s := range svcs {
+			if s.Name == r.service && slices.ContainsFunc(s.Targets, func(t proxy.TargetStatus) bool { return t.Address == r.inst.Addr }) {
+				byService[r.service] = r
+			}
+		}
+	}
+	d.mu.Unlock()
+	ls := &liveStore{req: DeployRequest{Store: store, Env: map[string]string{}}}
+	for _, s := range svcs {
+		r := byService[s.Name]
+		if r == nil {
+			return nil
+		}
+		spec := r.spec
+		env := map[string]string{}
+		for k, v := range spec.Env {
+			if !strings.HasPrefix(k, "SLIPWAY_") {
+				env[k] = v
+			}
+			if slices.Contains(spec.Secrets, v) && !slices.Contains(ls.req.Secrets, k) {
+				ls.req.Secrets = append(ls.req.Secrets, k)
+				ls.req.Env[k] = v
+			}
+		}
+		ls.req.Project = spec.Labels[driver.LabelProject]
+		ls.req.Commit = spec.Env["SLIPWAY_COMMIT"]
+		ls.release = spec.Labels[driver.LabelRelease]
+		ls.req.Apps = append(ls.req.Apps, AppDeploy{App: spec.Labels[driver.LabelApp], Image: spec.Image, Port: spec.Port,
+			Health: r.health, Hosts: s.Hosts, Instances: len(s.Targets), Env: env})
+	}
+	return ls
 }
 
 func (d *Deployer) dropLive(store string) {

@@ -257,3 +257,41 @@ func TestRunAndPS(t *testing.T) {
 		t.Errorf("ps reports no memory: %+v", p)
 	}
 }
+
+// After serve restarts, restart, scale and run still work: the live
+// release's env comes back from the sealed instance specs.
+func TestOpsAfterServeRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir)
+	rel, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")},
+		Env: map[string]string{"GREETING": "hi", "STRIPE_KEY": "sk_live_after_restart_1"}, Secrets: []string{"STRIPE_KEY"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s.o.StopOnExit = false
+	h.stop()
+	h2 := start(t, dir)
+	c := NewClient(dir)
+	ctx := context.Background()
+	var out bytes.Buffer
+	if code, err := c.Run(ctx, "us", RunRequest{Cmd: []string{"./testapp", "env", "GREETING"}}, &out, nil); err != nil || code != 0 || strings.TrimSpace(out.String()) != "hi" {
+		t.Fatalf("run after a serve restart: %d %v %q", code, err, out.String())
+	}
+	out.Reset()
+	c.Run(ctx, "us", RunRequest{Cmd: []string{"./testapp", "env", "STRIPE_KEY"}}, &out, nil)
+	if !strings.Contains(out.String(), "[REDACTED]") {
+		t.Errorf("secret after a serve restart: %q", out.String())
+	}
+	if err := c.Op(ctx, "restart", "us", nil); err != nil {
+		t.Fatalf("restart after a serve restart: %v", err)
+	}
+	if err := c.Scale(ctx, "us", map[string]int{"web": 2}, nil); err != nil {
+		t.Fatalf("scale after a serve restart: %v", err)
+	}
+	if code, body := h2.get("us.localhost", "/release"); code != 200 || body != rel.ID {
+		t.Errorf("after restart and scale: %d %q", code, body)
+	}
+	if code, body := h2.get("us.localhost", "/env?k=GREETING"); code != 200 || body != "hi" {
+		t.Errorf("restarted instances lost the env: %d %q", code, body)
+	}
+}
