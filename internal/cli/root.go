@@ -139,6 +139,7 @@ as SLIPWAY_STORE_ID (comma-separated for repeatable flags).`,
 		newLogoutCmd(g),
 		newExportCmd(g),
 		newSecretsCmd(g),
+		newSystemdCmd(g),
 		newTargetsCmd(g),
 		newCertsCmd(g),
 	)
