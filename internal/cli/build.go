@@ -25,6 +25,8 @@ type registryOptions struct {
 	insecure      bool
 	username      string
 	passwordStdin bool
+	argvPassword  string    // --cloud-password (Alokai): accepted with a warning
+	warn          io.Writer // where that warning goes
 }
 
 func (r *registryOptions) bind(cmd *cobra.Command) {
@@ -35,12 +37,58 @@ func (r *registryOptions) bind(cmd *cobra.Command) {
 	f.BoolVar(&r.passwordStdin, "registry-password-stdin", false, "read the registry password from standard input")
 }
 
-// store opens the image store the flags and config choose.
-func (r *registryOptions) store(g *globals, cfg *config.Config, stdin io.Reader, progress func(registry.Progress)) (pipeline.ImageStore, string, error) {
-	host := r.registry
-	if host == "" {
+// bindAlokai adds Alokai's CI flags as aliases, so a workflow switches by
+// changing one word: --docker-registry-url (--registry), --cloud-username
+// (--registry-username) and --cloud-password, with CLI_CLOUD_USERNAME and
+// CLI_CLOUD_PASSWORD in the environment.
+func (r *registryOptions) bindAlokai(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.registry, "docker-registry-url", "", "Alokai alias of --registry")
+	f.StringVar(&r.username, "cloud-username", "", "Alokai alias of --registry-username (also CLI_CLOUD_USERNAME)")
+	f.StringVar(&r.argvPassword, "cloud-password", "", "Alokai's registry password flag: works, but argv is visible to every user of the machine; prefer CLI_CLOUD_PASSWORD")
+	r.warn = cmd.ErrOrStderr()
+}
+
+// registryHost is the registry images go to, "" for the embedded store.
+func (r *registryOptions) registryHost(cfg *config.Config) string {
+	host := strings.TrimPrefix(strings.TrimPrefix(r.registry, "https://"), "http://")
+	if host == "" && cfg != nil {
 		host = cfg.Registry
 	}
+	return strings.TrimSuffix(host, "/")
+}
+
+// credentials are the registry user and password from the flags and environment.
+func (r *registryOptions) credentials(stdin io.Reader) (string, string, error) {
+	user, password := r.username, os.Getenv("SLIPWAY_REGISTRY_PASSWORD")
+	if user == "" {
+		user = os.Getenv("CLI_CLOUD_USERNAME")
+	}
+	if password == "" {
+		password = os.Getenv("CLI_CLOUD_PASSWORD")
+	}
+	if r.argvPassword != "" {
+		if r.warn != nil {
+			fmt.Fprintln(r.warn, "warning: --cloud-password puts the password in argv, which every user of this machine can read (ps, /proc); use CLI_CLOUD_PASSWORD or --registry-password-stdin")
+		}
+		password = r.argvPassword
+	}
+	if r.passwordStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", "", usagef("--registry-password-stdin: nothing on standard input")
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if password != "" && user == "" {
+		return "", "", usagef("a registry password was given without --registry-username (or SLIPWAY_REGISTRY_USERNAME, --cloud-username, CLI_CLOUD_USERNAME)")
+	}
+	return user, password, nil
+}
+
+// store opens the image store the flags and config choose.
+func (r *registryOptions) store(g *globals, cfg *config.Config, stdin io.Reader, progress func(registry.Progress)) (pipeline.ImageStore, string, error) {
+	host := r.registryHost(cfg)
 	if host == "" {
 		if err := compose.IgnoreDir(g.dataDir(cfg)); err != nil {
 			return nil, "", err
@@ -53,19 +101,12 @@ func (r *registryOptions) store(g *globals, cfg *config.Config, stdin io.Reader,
 		return pipeline.LayoutStore{Layout: l}, "embedded image store " + dir, nil
 	}
 	opts := []registry.RemoteOption{registry.WithInsecure(r.insecure)}
-	password := os.Getenv("SLIPWAY_REGISTRY_PASSWORD")
-	if r.passwordStdin {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return nil, "", usagef("--registry-password-stdin: nothing on standard input")
-		}
-		password = strings.TrimRight(line, "\r\n")
+	user, password, err := r.credentials(stdin)
+	if err != nil {
+		return nil, "", err
 	}
-	if password != "" && r.username == "" {
-		return nil, "", usagef("a registry password was given without --registry-username (or SLIPWAY_REGISTRY_USERNAME)")
-	}
-	if r.username != "" {
-		opts = append(opts, registry.WithBasicAuth(r.username, password))
+	if user != "" {
+		opts = append(opts, registry.WithBasicAuth(user, password))
 	}
 	if progress != nil {
 		opts = append(opts, registry.WithProgress(progress))

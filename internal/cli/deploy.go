@@ -2,16 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"os"
+	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/server"
@@ -38,95 +40,35 @@ func newDeployCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy",
 		Short: "Build, publish and deploy stores with a zero-downtime cutover",
-		Long: `deploy builds and publishes the selected stores (see slipway build), then asks
-the running slipway serve to deploy each one: pre-deploy hook (in the running
-release), install hook (in the new image), new instances started and health
-gated, one atomic router swap, old instances drained and stopped, post-deploy
-hook (in the new release), verify.
+		Long: `deploy builds and publishes the selected stores (see slipway build), then sends
+one job to slipway serve, which deploys each store: pre-deploy hook (in the
+running release), install hook (in the new image), new instances started and
+health gated, one atomic router swap, old instances drained and stopped,
+post-deploy hook (in the new release), verify.
 
-If anything fails before the swap, no traffic moves and the old release keeps
-serving. --deploy-only skips compose, build and push and redeploys the live
-images with the current config and env (a config change).`,
+Serve owns the job: it merges the stored env with the config's, resolves and
+checks the images (the digest recorded is the digest run), and records
+everything. Secrets named in the config are read here (NAME or NAME_FILE) and
+travel only in the request.
+
+Each store fails alone: with --all, a store whose build, hooks or health gate
+fail is reported and the others deploy; the exit code is then 1. If anything
+fails before the swap, no traffic moves and the old release keeps serving.
+--deploy-only skips compose, build and push and redeploys the live images with
+the current config and env (a config change).
+
+With --server (or SLIPWAY_SERVER) the job goes to a remote serve --api; the
+images must then be pushed to a registry serve can pull from (--registry, or
+Alokai's --docker-registry-url).`,
 		Example: `  slipway deploy --all
   slipway deploy --store-id us --wait
   slipway deploy --store-id us --deploy-only
   slipway deploy --store-id us --destructive --confirm us
   slipway deploy --all --canary us --wave 10 --max-failures 2 --rollback-wave
-  slipway deploy --all --canary us --wave 10 --dry-run`,
+  slipway deploy --all --canary us --wave 10 --dry-run
+  SLIPWAY_TOKEN=... slipway deploy --all --server https://deploy.example.com --registry ghcr.io/acme`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.commit != "" && o.fleet.active() {
-				return usagef("--canary, --wave, --max-failures, --rollback-wave and --dry-run are not available with --commit yet")
-			}
-			if o.commit != "" {
-				return deployCommit(cmd.Context(), g, o)
-			}
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			ids, err := selectStores(cfg, o.storeIDs, o.all)
-			if err != nil {
-				return err
-			}
-			if err := checkDestructive(cfg, ids, o.destructive, o.confirm); err != nil {
-				return err
-			}
-			if o.fleet.active() {
-				if err := o.fleet.check(ids); err != nil {
-					return err
-				}
-				if o.fleet.dryRun {
-					return dryRunFleet(cmd.Context(), g, cfg, ids, o.fleet)
-				}
-			}
-			client := server.NewClient(g.dataDir(cfg))
-			if err := client.Ping(cmd.Context()); err != nil {
-				return err
-			}
-			log := newLiveOutput(g.stderr)
-			defer log.Close()
-			kind := state.KindBuildDeploy
-			var images []pipeline.BuiltImage
-			commits := map[string]string{}
-			if o.deployOnly {
-				kind = state.KindDeployOnly
-				images, commits, err = liveImages(cmd.Context(), client, filepath.Join(g.dataDir(cfg), "images"), ids)
-				if err != nil {
-					return err
-				}
-			} else {
-				store, where, err := o.reg.store(g, cfg, cmd.InOrStdin(), log.Progress)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(log, "building %d store(s) into the %s\n", len(ids), where)
-				res, err := pipeline.Build(cmd.Context(), pipeline.BuildOptions{Config: cfg, Stores: ids, Store: store, Jobs: o.jobs, Verbose: g.verbose, AllowDirty: o.allowDirty, Log: log})
-				if err != nil {
-					return err
-				}
-				if res.Failed() {
-					printBuildSummary(g.stdout, res)
-					return &silentError{ExitFailed}
-				}
-				images = res.Images
-				for _, id := range ids {
-					commits[id] = res.Revision.Commit
-				}
-			}
-			var reqs []pipeline.DeployRequest
-			for _, id := range ids {
-				r, err := buildRequests(cmd.Context(), client, g.stderr, cfg, []string{id}, images, pipeline.RequestOptions{Commit: commits[id], Kind: kind, Destructive: o.destructive, Wait: o.wait})
-				if err != nil {
-					return err
-				}
-				reqs = append(reqs, r...)
-			}
-			if o.fleet.active() {
-				return runFleet(cmd.Context(), g, cfg, client, reqs, o.fleet, log)
-			}
-			return runDeploys(cmd.Context(), g, client, reqs, log, "")
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd, g) },
 	}
 	f := cmd.Flags()
 	o.fleet.bind(f)
@@ -141,7 +83,148 @@ images with the current config and env (a config change).`,
 	f.StringVar(&o.commit, "commit", "", "ask serve to build and deploy this commit (SHA or branch) of its repository; with no --store-id, the stores that changed since their live commit")
 	f.BoolVar(&o.detach, "detach", false, "with --commit: print the queued jobs and return without following them")
 	o.reg.bind(cmd)
+	o.reg.bindAlokai(cmd)
 	return cmd
+}
+
+func (o *deployOptions) run(cmd *cobra.Command, g *globals) error {
+	if o.commit != "" && o.fleet.active() {
+		return usagef("--canary, --wave, --max-failures, --rollback-wave and --dry-run are not available with --commit yet")
+	}
+	if o.commit != "" {
+		return deployCommit(cmd.Context(), g, o)
+	}
+	ctx := cmd.Context()
+	cfg, err := g.load()
+	if err != nil && !(g.remote() && o.deployOnly) {
+		return err
+	}
+	var ids []string
+	if cfg != nil {
+		if ids, err = selectStores(cfg, o.storeIDs, o.all); err != nil {
+			return err
+		}
+		if err := checkDestructive(cfg, ids, o.destructive, o.confirm); err != nil {
+			return err
+		}
+	} else if ids = o.storeIDs; len(ids) == 0 {
+		return usagef("choose stores with --store-id ID (--all needs the config here)")
+	}
+	if o.fleet.active() {
+		if cfg == nil {
+			return usagef("a staged rollout (--canary, --wave) needs the config here")
+		}
+		if err := o.fleet.check(ids); err != nil {
+			return err
+		}
+		if o.fleet.dryRun {
+			return dryRunFleet(ctx, g, cfg, ids, o.fleet)
+		}
+	}
+	client, err := g.client(cfg)
+	if err != nil {
+		return err
+	}
+	if err := client.Ping(ctx); err != nil {
+		return err
+	}
+	log := newLiveOutput(g.stderr)
+	defer log.Close()
+	jr := api.JobRequest{Kind: api.KindDeployOnly, Stores: ids, Destructive: o.destructive, Confirm: o.confirm, Wait: o.wait,
+		Secrets: callerSecrets(cfg, ids), Hooks: callerHooks()}
+	var failed []outcome
+	if !o.deployOnly {
+		jr.Kind = api.KindBuildDeploy
+		if failed, err = o.build(ctx, g, cfg, cmd.InOrStdin(), log, &jr); err != nil {
+			return err
+		}
+	}
+	if o.fleet.active() {
+		if len(failed) > 0 {
+			printOutcomes(g, failed, 0)
+			return &silentError{ExitFailed}
+		}
+		return runFleet(ctx, g, cfg, client, jr, o.fleet, log)
+	}
+	return runJob(ctx, g, client, cfg, jr, log, failed, "")
+}
+
+// build builds and publishes the stores and fills jr with the images; stores
+// whose build failed leave the job and come back as failed outcomes.
+func (o *deployOptions) build(ctx context.Context, g *globals, cfg *config.Config, stdin io.Reader, log *liveOutput, jr *api.JobRequest) ([]outcome, error) {
+	if g.remote() && o.reg.registryHost(cfg) == "" {
+		return nil, usagef("a deploy to a remote server needs a registry it can pull from: --registry (or --docker-registry-url, or the config's registry)")
+	}
+	store, where, err := o.reg.store(g, cfg, stdin, log.Progress)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "building %d store(s) into the %s\n", len(jr.Stores), where)
+	res, err := pipeline.Build(ctx, pipeline.BuildOptions{Config: cfg, Stores: jr.Stores, Store: store, Jobs: o.jobs, Verbose: g.verbose, AllowDirty: o.allowDirty, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	failed := buildFailures(res)
+	if res.Failed() {
+		printBuildSummary(g.stderr, res)
+	}
+	jr.Commit = res.Revision.Commit
+	jr.Stores = slices.DeleteFunc(jr.Stores, func(id string) bool {
+		return slices.ContainsFunc(failed, func(f outcome) bool { return f.store == id })
+	})
+	for _, im := range res.Images {
+		if slices.Contains(jr.Stores, im.Store) {
+			jr.Images = append(jr.Images, api.ImageRef{Store: im.Store, App: im.App, Ref: im.Ref, Digest: im.Digest})
+		}
+	}
+	return failed, nil
+}
+
+// buildFailures are the stores with an app whose build failed, with why.
+func buildFailures(res *pipeline.BuildResult) []outcome {
+	var out []outcome
+	for _, im := range res.Images {
+		if im.Err == nil || slices.ContainsFunc(out, func(o outcome) bool { return o.store == im.Store }) {
+			continue
+		}
+		out = append(out, outcome{store: im.Store, err: fmt.Errorf("build of %s failed: %s", im.App, firstLine(im.Err.Error())), stage: "build"})
+	}
+	return out
+}
+
+// callerSecrets reads the stores' secrets from this process's environment
+// (NAME, or the file NAME_FILE names): they travel in the request only.
+// Missing ones are left to serve, which may keep them itself, or refuses the store.
+func callerSecrets(cfg *config.Config, ids []string) map[string]string {
+	out := map[string]string{}
+	if cfg == nil {
+		return out
+	}
+	for _, id := range ids {
+		for _, s := range cfg.Chain(id) {
+			for _, n := range s.Secrets {
+				if v := os.Getenv(n); v != "" {
+					out[n] = v
+				} else if f := os.Getenv(n + "_FILE"); f != "" {
+					if b, err := os.ReadFile(f); err == nil {
+						out[n] = strings.TrimRight(string(b), "\r\n")
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// callerHooks are the SLIPWAY_HOOK_* overrides of this environment.
+func callerHooks() map[string]string {
+	out := map[string]string{}
+	for _, k := range api.HookVars {
+		if v, ok := os.LookupEnv(k); ok && v != "" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // checkDestructive refuses a destructive deploy of a protected store unless its id is confirmed.
@@ -160,137 +243,115 @@ func checkDestructive(cfg *config.Config, ids []string, destructive bool, confir
 	return nil
 }
 
-// liveImages returns the images and commit of each store's live release, for a deploy-only job.
-func liveImages(ctx context.Context, c *server.Client, layoutDir string, ids []string) ([]pipeline.BuiltImage, map[string]string, error) {
-	var out []pipeline.BuiltImage
-	commits := map[string]string{}
-	for _, id := range ids {
-		rs, err := c.Releases(ctx, id)
-		if err != nil {
-			return nil, nil, err
-		}
-		var live *state.Release
-		for _, r := range rs {
-			if r.Status == state.StatusLive {
-				live = r
-				break
-			}
-		}
-		if live == nil {
-			return nil, nil, usagef("store %s has no live release: a deploy-only job needs one (run slipway deploy first)", id)
-		}
-		commits[id] = live.Commit
-		imgs, err := releaseImages(layoutDir, live)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, imgs...)
-	}
-	return out, commits, nil
-}
-
-// releaseImages turns a release record back into deployable images.
-func releaseImages(layoutDir string, r *state.Release) ([]pipeline.BuiltImage, error) {
-	var out []pipeline.BuiltImage
-	for app, im := range r.Images {
-		drv, err := pipeline.DriverRef(layoutDir, im)
-		if err != nil {
-			return nil, fmt.Errorf("release %s: %w", r.ID, err)
-		}
-		out = append(out, pipeline.BuiltImage{Store: r.Store, App: app, Ref: im.Ref, Digest: im.Digest, DriverRef: drv})
-	}
-	return out, nil
-}
-
-// buildRequests assembles each store's deploy request: its deploy.yml hooks
-// (SLIPWAY_HOOK_* over them; none for a rollback, which returns to old images
-// and must not run today's migrations against them) and its runtime env.
-func buildRequests(ctx context.Context, c *server.Client, warn io.Writer, cfg *config.Config, ids []string, images []pipeline.BuiltImage, o pipeline.RequestOptions) ([]pipeline.DeployRequest, error) {
-	var reqs []pipeline.DeployRequest
-	for _, id := range ids {
-		so, err := storeRequestOptions(ctx, c, cfg, id, o, warn)
-		if err != nil {
-			return nil, err
-		}
-		if o.Kind == state.KindRollback {
-			so.Hooks = pipeline.Hooks{}
-		}
-		req, err := pipeline.NewDeployRequest(cfg, id, images, so)
-		if err != nil {
-			return nil, &usageError{err}
-		}
-		reqs = append(reqs, req)
-	}
-	return reqs, nil
-}
-
-type deployOutcome struct {
+// outcome is one store's line in the summary.
+type outcome struct {
 	store   string
 	release *state.Release
 	err     error
-	took    time.Duration
+	stage   string
 	urls    []string
 }
 
-// runDeploys deploys stores in parallel and prints a summary; extraURL maps a
-// store to an additional URL to print (slipway up's loopback ports).
-func runDeploys(ctx context.Context, g *globals, c *server.Client, reqs []pipeline.DeployRequest, log io.Writer, routerAddr string, extraURL ...map[string]string) error {
+// runJob validates jr as serve will, sends it, streams its events to log and
+// prints one summary line per store (the failed builds too); any failure exits 1.
+// extraURL maps a store to another URL to print (slipway up's loopback ports).
+func runJob(ctx context.Context, g *globals, c *server.Client, cfg *config.Config, jr api.JobRequest, log io.Writer, failed []outcome, routerAddr string, extraURL ...map[string]string) error {
+	start := time.Now()
+	var results []server.StoreResult
+	if len(jr.Stores) > 0 {
+		if cfg != nil {
+			// The registries serve allows are its own business: here only the request's shape is checked.
+			if err := jr.Validate(cfg, api.Limits{Registries: imageRegistries(jr)}); err != nil {
+				return &usageError{err}
+			}
+		}
+		var err error
+		results, err = c.DeployStores(ctx, jr, func(e pipeline.Event) {
+			stage := ""
+			if e.Stage != "" {
+				stage = e.Stage + ": "
+			}
+			fmt.Fprintf(log, "[%s] %s%s\n", e.Store, stage, e.Message)
+		})
+		if errors.Is(err, server.ErrStreamBroken) {
+			// Every store without a result failed as far as this caller can tell.
+			for _, id := range jr.Stores {
+				if !slices.ContainsFunc(results, func(r server.StoreResult) bool { return r.Store == id }) {
+					results = append(results, server.StoreResult{Store: id, Err: err})
+				}
+			}
+		} else if ae := (*server.APIError)(nil); errors.As(err, &ae) && ae.Code == 400 {
+			// Serve refused the request at its boundary (a field at fault): bad usage, nothing changed.
+			return &usageError{err}
+		} else if err != nil {
+			return err
+		}
+	}
 	if routerAddr == "" {
 		if st, err := c.Status(ctx); err == nil {
 			routerAddr = st.Router
 		}
 	}
-	outcomes := make([]deployOutcome, len(reqs))
-	var wg sync.WaitGroup
-	for i, req := range reqs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			rel, err := c.Deploy(ctx, req, func(e pipeline.Event) {
-				stage := ""
-				if e.Stage != "" {
-					stage = e.Stage + ": "
-				}
-				fmt.Fprintf(log, "[%s] %s%s\n", e.Store, stage, e.Message)
-			})
-			oc := deployOutcome{store: req.Store, release: rel, err: err, took: time.Since(start)}
-			for _, a := range req.Apps {
-				if len(a.Hosts) > 0 {
-					oc.urls = append(oc.urls, "http://"+a.Hosts[0]+portSuffix(routerAddr)+"/")
-					break
+	outs := slices.Clone(failed)
+	for _, r := range results {
+		o := outcome{store: r.Store, release: r.Release, err: r.Err}
+		if cfg != nil && cfg.Store(r.Store) != nil {
+			if apps := cfg.AppsFor(r.Store); len(apps) > 0 {
+				if hs := pipeline.Hosts(cfg, r.Store, apps[0]); len(hs) > 0 {
+					o.urls = append(o.urls, "http://"+hs[0]+portSuffix(routerAddr)+"/")
 				}
 			}
-			if len(extraURL) > 0 && extraURL[0][req.Store] != "" {
-				oc.urls = append(oc.urls, extraURL[0][req.Store])
-			}
-			outcomes[i] = oc
-		}()
+		}
+		if len(extraURL) > 0 && extraURL[0][r.Store] != "" {
+			o.urls = append(o.urls, extraURL[0][r.Store])
+		}
+		outs = append(outs, o)
 	}
-	wg.Wait()
+	slices.SortFunc(outs, func(a, b outcome) int { return strings.Compare(a.store, b.store) })
+	return printOutcomes(g, outs, time.Since(start))
+}
+
+func imageRegistries(jr api.JobRequest) []string {
+	var out []string
+	for _, im := range jr.Images {
+		if i := strings.LastIndexAny(im.Ref, ":@"); i > 0 {
+			out = append(out, strings.SplitN(im.Ref[:i], "/", 2)[0])
+		}
+	}
+	return out
+}
+
+func printOutcomes(g *globals, outs []outcome, took time.Duration) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STORE\tRELEASE\tSTATUS\tURL\tTIME")
-	failed := false
-	for _, o := range outcomes {
-		rel, status := "-", "failed"
+	var failed []string
+	for _, o := range outs {
+		rel, status, t := "-", "failed", "-"
 		if o.release != nil {
 			rel, status = o.release.ID, o.release.Status
 			if o.release.Error != "" && o.release.Status == state.StatusLive {
 				status = "live, " + o.release.Stage + " failed"
 			}
+			if !o.release.FinishedAt.IsZero() {
+				t = o.release.FinishedAt.Sub(o.release.CreatedAt).Round(10 * time.Millisecond).String()
+			}
+		}
+		if o.stage == "build" {
+			status = "build failed"
 		}
 		if o.err != nil {
-			failed = true
+			failed = append(failed, o.store)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.store, rel, status, strings.Join(o.urls, " "), o.took.Round(10*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.store, rel, status, strings.Join(o.urls, " "), t)
 	}
 	tw.Flush()
-	for _, o := range outcomes {
+	for _, o := range outs {
 		if o.err != nil {
 			fmt.Fprintf(g.stderr, "%s: %v\n", o.store, o.err)
 		}
 	}
-	if failed {
+	if len(failed) > 0 {
+		fmt.Fprintf(g.stderr, "%d of %d store(s) failed (%s); the others deployed (%s total)\n", len(failed), len(outs), strings.Join(failed, ", "), took.Round(10*time.Millisecond))
 		return &silentError{ExitFailed}
 	}
 	return nil

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/slipway-dev/slipway/internal/config"
-	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/server"
 )
 
@@ -128,15 +126,7 @@ STRIPE_KEY  # secret: read from the environment at deploy time, never stored
 		t.Errorf("unset of nothing: %d %q %q", code, out, stderr)
 	}
 
-	// The runtime env reaches deploy requests (what slipway deploy will use).
-	cfg, err := config.Load(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := storeRequestOptions(context.Background(), server.NewClient(data), cfg, "us", pipeline.RequestOptions{Getenv: func(string) string { return "" }}, nil)
-	if err != nil || o.RuntimeEnv["API_URL"] != "https://api.example.com/?a=b" || len(o.RuntimeEnv) != 2 {
-		t.Errorf("request options: %v %v", err, o.RuntimeEnv)
-	}
+	// That the runtime env reaches deploy requests is serve's business now: see server.TestPlanJobMergesEnvAndSecrets.
 }
 
 func TestEnvRefusals(t *testing.T) {

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/deployfile"
 	"github.com/slipway-dev/slipway/internal/pipeline"
-	"github.com/slipway-dev/slipway/internal/server"
 )
 
 type pipelineOptions struct {
@@ -235,36 +232,4 @@ func pipelineHooks(e deployfile.Effective) pipeline.Hooks {
 	}
 	return pipeline.Hooks{PreDeploy: conv(e.PreDeploy), Install: conv(e.Install),
 		DestructiveInstall: conv(e.DestructiveInstall), PostDeploy: conv(e.PostDeploy)}
-}
-
-// storeRequestOptions completes o for one store: the hooks of its deploy files
-// with the SLIPWAY_HOOK_* variables over them (read with o.Getenv, default
-// os.Getenv), and the runtime env set with `slipway env set` (from the server
-// c; nil skips it). Deploy-file warnings go to warn (nil: dropped).
-func storeRequestOptions(ctx context.Context, c *server.Client, cfg *config.Config, store string, o pipeline.RequestOptions, warn io.Writer) (pipeline.RequestOptions, error) {
-	getenv := o.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	eff, err := deployfile.Load(cfg, store, deployfile.WithGetenv(getenv))
-	if err != nil {
-		return o, err
-	}
-	if warn != nil {
-		for _, w := range eff.Warnings {
-			fmt.Fprintln(warn, w.String())
-		}
-	}
-	o.Hooks = pipelineHooks(eff)
-	if c != nil {
-		env, err := c.Env(ctx, store)
-		if err != nil {
-			return o, fmt.Errorf("reading the runtime env of %s: %w", store, err)
-		}
-		o.RuntimeEnv = env
-		if o.StoredSecrets, err = storedSecretNames(ctx, c, store); err != nil {
-			return o, err
-		}
-	}
-	return o, nil
 }

@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/pipeline"
-	"github.com/slipway-dev/slipway/internal/server"
-	"github.com/slipway-dev/slipway/internal/state"
+	"github.com/slipway-dev/slipway/internal/api"
 )
 
 func newReleasesCmd(g *globals) *cobra.Command {
@@ -132,10 +130,11 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollback --store-id ID [--to SHA]",
 		Short: "Return a store to an earlier release's images, with no rebuild",
-		Long: `rollback deploys the images of an earlier release of the store (the one before
-the live release, or the newest release of commit --to), through the same
-zero-downtime pipeline, with the current config and env. It records a new
-release of kind rollback.`,
+		Long: `rollback asks serve to deploy the images of an earlier release of the store
+(the one before the live release, or the newest release of commit --to that
+once served), through the same zero-downtime pipeline, with the current config
+and env and no hooks. Serve chooses the release; it records a new release of
+kind rollback.`,
 		Example: `  slipway rollback --store-id us
   slipway rollback --store-id us --to 3f2a9c1`,
 		Args: cobra.NoArgs,
@@ -144,61 +143,31 @@ release of kind rollback.`,
 				return usagef("--store-id is required")
 			}
 			cfg, err := g.load()
-			if err != nil {
+			if err != nil && !g.remote() {
 				return err
 			}
-			if _, err := selectStores(cfg, []string{storeID}, false); err != nil {
-				return err
+			if cfg != nil {
+				if _, err := selectStores(cfg, []string{storeID}, false); err != nil {
+					return err
+				}
 			}
-			client := server.NewClient(g.dataDir(cfg))
-			rs, err := client.Releases(cmd.Context(), storeID)
-			if err != nil {
-				return err
-			}
-			target, err := rollbackTarget(rs, to)
-			if err != nil {
-				return err
-			}
-			imgs, err := releaseImages(g.dataDir(cfg)+"/images", target)
-			if err != nil {
-				return err
-			}
-			reqs, err := buildRequests(cmd.Context(), client, g.stderr, cfg, []string{storeID}, imgs, pipeline.RequestOptions{Commit: target.Commit, Kind: state.KindRollback, Wait: wait})
+			client, err := g.client(cfg)
 			if err != nil {
 				return err
 			}
 			log := newLiveOutput(g.stderr)
 			defer log.Close()
-			fmt.Fprintf(log, "rolling %s back to %s (commit %s)\n", storeID, target.ID, shortSHA(target.Commit))
-			return runDeploys(cmd.Context(), g, client, reqs, log, "")
+			target := "the release before the live one"
+			if to != "" {
+				target = "commit " + to
+			}
+			fmt.Fprintf(log, "rolling %s back to %s\n", storeID, target)
+			jr := api.JobRequest{Kind: api.KindRollback, Stores: []string{storeID}, To: to, Wait: wait, Secrets: callerSecrets(cfg, []string{storeID})}
+			return runJob(cmd.Context(), g, client, cfg, jr, log, nil, "")
 		},
 	}
 	cmd.Flags().StringVar(&storeID, "store-id", "", "store to roll back")
 	cmd.Flags().StringVar(&to, "to", "", "commit (or prefix) to return to; default: the release before the live one")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the store's deploy lock")
 	return cmd
-}
-
-// rollbackTarget picks the release to return to: one that once served traffic.
-func rollbackTarget(rs []*state.Release, to string) (*state.Release, error) {
-	served := func(r *state.Release) bool { return r.Status == state.StatusLive || r.Status == state.StatusSuperseded }
-	if to != "" {
-		for _, r := range rs {
-			if strings.HasPrefix(r.Commit, to) && served(r) {
-				return r, nil
-			}
-		}
-		return nil, usagef("--to %s: no release of that commit ever went live", to)
-	}
-	seenLive := false
-	for _, r := range rs {
-		if r.Status == state.StatusLive {
-			seenLive = true
-			continue
-		}
-		if seenLive && served(r) {
-			return r, nil
-		}
-	}
-	return nil, usagef("no earlier release to roll back to")
 }

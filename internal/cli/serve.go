@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/handoff"
 	"github.com/slipway-dev/slipway/internal/server"
@@ -68,6 +69,7 @@ instances that no route points at.`,
 			if so.Listeners, err = handoff.FromEnv(); err != nil {
 				fmt.Fprintf(g.stderr, "slipway serve: %v\n", err)
 			}
+			so.ConfigDir, so.ConfigFile = g.dir, g.config
 			srv, err := server.New(cmd.Context(), so)
 			if err != nil {
 				return err
@@ -101,6 +103,9 @@ instances that no route points at.`,
 	cmd.Flags().BoolVar(&o.api.APIInsecure, "api-insecure", false, "allow plain HTTP for --api on a non-loopback address (behind a TLS-terminating proxy)")
 	o.push.bind(cmd.Flags())
 	o.tls.register(cmd.Flags())
+	cmd.Flags().IntVar(&o.api.Limits.MaxInstances, "max-instances", api.DefaultMaxInstances, "most instances a deploy may ask for per app")
+	cmd.Flags().BoolVar(&o.api.Limits.AllowWildcardHosts, "allow-wildcard-hosts", false, "accept wildcard hosts (*.example.com) the config does not list")
+	cmd.Flags().StringArrayVar(&o.api.Limits.Registries, "allow-registry", nil, "registry (host[:port][/prefix]) deploys may pull images from, besides the embedded store and the config's registry (repeatable)")
 	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
 	o.edge.register(cmd)
 	return cmd

@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/server"
-	"github.com/slipway-dev/slipway/internal/state"
 )
 
 type upOptions struct {
@@ -51,7 +52,7 @@ tagged <sha>-dirty-<hash>).`,
 			dataDir := g.dataDir(cfg)
 			log := newLiveOutput(g.stderr)
 			defer log.Close()
-			srv, err := server.New(ctx, server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, StopOnExit: true, Log: log, Quiet: true})
+			srv, err := server.New(ctx, server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, StopOnExit: true, Log: log, Quiet: true, ConfigDir: g.dir, ConfigFile: g.config})
 			if err != nil {
 				return err
 			}
@@ -86,15 +87,20 @@ tagged <sha>-dirty-<hash>).`,
 			if err != nil {
 				return err
 			}
+			failed := buildFailures(res)
 			if res.Failed() {
-				printBuildSummary(g.stdout, res)
-				return &silentError{ExitFailed}
+				printBuildSummary(g.stderr, res)
 			}
-			reqs, err := buildRequests(ctx, client, g.stderr, cfg, ids, res.Images, pipeline.RequestOptions{Commit: res.Revision.Commit, Kind: state.KindBuildDeploy})
-			if err != nil {
-				return err
+			jr := api.JobRequest{Kind: api.KindBuildDeploy, Stores: ids, Commit: res.Revision.Commit, Secrets: callerSecrets(cfg, ids), Hooks: callerHooks()}
+			jr.Stores = slices.DeleteFunc(jr.Stores, func(id string) bool {
+				return slices.ContainsFunc(failed, func(f outcome) bool { return f.store == id })
+			})
+			for _, im := range res.Images {
+				if slices.Contains(jr.Stores, im.Store) {
+					jr.Images = append(jr.Images, api.ImageRef{Store: im.Store, App: im.App, Ref: im.Ref, Digest: im.Digest})
+				}
 			}
-			if err := runDeploys(ctx, g, client, reqs, log, srv.HTTPAddr(), extra); err != nil {
+			if err := runJob(ctx, g, client, cfg, jr, log, failed, srv.HTTPAddr(), extra); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "serving on http://%s — press Ctrl-C to stop\n", srv.HTTPAddr())

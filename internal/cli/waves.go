@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/compose"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/pipeline"
@@ -317,29 +318,29 @@ func (fl *fleet) printWave(wv wave, i, n int, outs []deployOutcome) {
 	tw.Flush()
 }
 
-// runFleet is deploy's staged rollout against the server.
-func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Client, reqs []pipeline.DeployRequest, f fleetOptions, log io.Writer) error {
+// runFleet is deploy's staged rollout against the server: each store of a
+// wave is its own job (jr narrowed to the store), so serve plans and checks it.
+func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Client, jr api.JobRequest, f fleetOptions, log io.Writer) error {
 	byStore := map[string]pipeline.DeployRequest{}
-	var ids []string
-	for _, r := range reqs {
-		byStore[r.Store] = r
-		ids = append(ids, r.Store)
+	for _, s := range jr.Stores {
+		byStore[s] = pipeline.DeployRequest{Store: s}
+	}
+	onEvent := func(e pipeline.Event) {
+		stage := ""
+		if e.Stage != "" {
+			stage = e.Stage + ": "
+		}
+		fmt.Fprintf(log, "[%s] %s%s\n", e.Store, stage, e.Message)
 	}
 	fl := &fleet{out: g.stdout, log: log, target: func(s string) string { return targetName(cfg, s) },
 		deploy: func(ctx context.Context, req pipeline.DeployRequest) (*state.Release, error) {
-			return c.Deploy(ctx, req, func(e pipeline.Event) {
-				stage := ""
-				if e.Stage != "" {
-					stage = e.Stage + ": "
-				}
-				fmt.Fprintf(log, "[%s] %s%s\n", e.Store, stage, e.Message)
-			})
+			return deployOne(ctx, c, storeJob(jr, req.Store), onEvent)
 		},
 		rollback: func(ctx context.Context, store string) (*state.Release, error) {
-			return rollbackStore(ctx, g, cfg, c, store, log)
+			return rollbackStore(ctx, cfg, c, store, log)
 		},
 	}
-	res := fl.run(ctx, planWaves(ids, f), byStore, f)
+	res := fl.run(ctx, planWaves(jr.Stores, f), byStore, f)
 	fmt.Fprintf(g.stdout, "rollout: %d live, %d failed, %d not deployed, %d rolled back\n",
 		len(res.Deployed), len(res.Failed), len(res.NotDeployed), len(res.RolledBack))
 	if len(res.Failed) > 0 || res.StoppedAt != "" {
@@ -348,25 +349,43 @@ func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Cli
 	return nil
 }
 
-// rollbackStore returns a store to the release before its live one.
-func rollbackStore(ctx context.Context, g *globals, cfg *config.Config, c *server.Client, store string, log io.Writer) (*state.Release, error) {
-	rs, err := c.Releases(ctx, store)
-	if err != nil {
-		return nil, err
+// storeJob narrows a job to one store and its images.
+func storeJob(jr api.JobRequest, store string) api.JobRequest {
+	one := jr
+	one.Stores = []string{store}
+	one.Images = nil
+	for _, im := range jr.Images {
+		if im.Store == store {
+			one.Images = append(one.Images, im)
+		}
 	}
-	target, err := rollbackTarget(rs, "")
-	if err != nil {
-		return nil, err
+	return one
+}
+
+// deployOne runs a one-store job and returns its release.
+func deployOne(ctx context.Context, c *server.Client, jr api.JobRequest, onEvent func(pipeline.Event)) (*state.Release, error) {
+	res, err := c.DeployStores(ctx, jr, onEvent)
+	if len(res) == 1 {
+		return res[0].Release, res[0].Err
 	}
-	imgs, err := releaseImages(g.dataDir(cfg)+"/images", target)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = fmt.Errorf("no result for %s", strings.Join(jr.Stores, ", "))
 	}
-	reqs, err := buildRequests(ctx, c, g.stderr, cfg, []string{store}, imgs, pipeline.RequestOptions{Commit: target.Commit, Kind: state.KindRollback, Wait: true})
-	if err != nil {
-		return nil, err
-	}
-	return c.Deploy(ctx, reqs[0], func(e pipeline.Event) { fmt.Fprintf(log, "[%s] rollback: %s\n", e.Store, e.Message) })
+	return nil, err
+}
+
+// rollbackStore asks serve to return a store to the release before its live one.
+func rollbackStore(ctx context.Context, cfg *config.Config, c *server.Client, store string, log io.Writer) (*state.Release, error) {
+	jr := api.JobRequest{Kind: api.KindRollback, Stores: []string{store}, Wait: true, Secrets: callerSecrets(cfg, []string{store})}
+	return deployOne(ctx, c, jr, func(e pipeline.Event) { fmt.Fprintf(log, "[%s] rollback: %s\n", e.Store, e.Message) })
+}
+
+// deployOutcome is one store's result in a wave.
+type deployOutcome struct {
+	store   string
+	release *state.Release
+	err     error
+	took    time.Duration
 }
 
 // dryRunFleet prints the rollout plan without building or deploying.

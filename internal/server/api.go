@@ -3,13 +3,13 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/proxy"
@@ -42,6 +42,7 @@ func (s *Server) apiHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	route(mux, "POST /v1/deploy", auth.ScopeDeploy, s.handleDeploy)
+	route(mux, "POST /v1/deploys", auth.ScopeDeploy, s.handleJob)
 	route(mux, "GET /v1/status", auth.ScopeRead, s.handleStatus)
 	route(mux, "GET /v1/certs", auth.ScopeRead, s.handleCerts)
 	route(mux, "GET /v1/stores/{store}/releases", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request) {
@@ -98,12 +99,22 @@ func writeError(w http.ResponseWriter, code int, err error) {
 func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	var req pipeline.DeployRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBytes)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding the deploy request: %w", err))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeFieldError(w, api.Fieldf("body", "the request is larger than %d bytes", MaxRequestBytes))
+			return
+		}
+		writeFieldError(w, api.Fieldf("body", "not a deploy request: %v", err))
 		return
 	}
 	auth.Note(r.Context(), req.Store, "deploy "+req.Store+" ("+req.Kind+")")
 	if err := auth.CheckStore(r.Context(), auth.ScopeDeploy, req.Store); err != nil {
 		auth.WriteError(w, err)
+		return
+	}
+	if err := s.checkSpec(r.Context(), &req); err != nil {
+		auth.NoteError(r.Context(), err.Error())
+		writeFieldError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")

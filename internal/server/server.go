@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/compose"
 	"github.com/slipway-dev/slipway/internal/config"
@@ -70,6 +71,14 @@ type Options struct {
 	// Listeners hands serve's sockets over across restarts and upgrades
 	// (systemd socket activation, SIGHUP/SIGUSR2); nil listens afresh.
 	Listeners *handoff.Listeners
+	// ConfigDir and ConfigFile locate the config serve deploys with (loaded
+	// for each job); default: the parent of DataDir, the repository of <repo>/.slipway.
+	ConfigDir  string
+	ConfigFile string
+	// Limits bound what a deploy request may ask for (instances, hosts, registries).
+	Limits api.Limits
+	// DeployJobs is how many stores of one job deploy at once; default 8.
+	DeployJobs int
 }
 
 // Server is a running control plane.
