@@ -12,6 +12,8 @@ import (
 // to its hosts; internal/edge implements it.
 type EdgeConfigurer interface {
 	Configure(ctx context.Context, store string, hosts []string, site proxy.Site) error
+	// Forget drops a removed store's names: no TLS, no renewals.
+	Forget(store string) error
 }
 
 // TLSVerifier tells the verify stage where the router serves TLS, which

@@ -370,6 +370,11 @@ func (d *Deployer) Remove(ctx context.Context, store string, emit func(Event)) e
 		}
 		o.say("routes removed: %s", strings.Join(names, ", "))
 	}
+	if d.Edge != nil {
+		if err := d.Edge.Forget(store); err != nil {
+			o.say("warning: %v", err)
+		}
+	}
 	n := d.stopStoreExcept(ctx, "", store, nil)
 	o.say("stopped %d instance(s); the release history is kept", n)
 	d.dropLive(store)
