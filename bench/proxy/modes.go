@@ -308,7 +308,7 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 		return err
 	}
 	defer ngx.Stop()
-	targets := []target{{"slipway", router.Addr}, {"nginx", ngx.Addr}}
+	targets := []target{{"slipway", router.Addr, router.Pid()}, {"nginx", ngx.Addr, ngx.Pid()}}
 	client := proxybench.Client(10 * time.Second)
 	for _, t := range targets {
 		for _, p := range assets { // fills both caches
@@ -320,16 +320,21 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 	rounds := max(1, o.rounds)
 	slice := max(time.Second, (o.duration / time.Duration(rounds)).Truncate(time.Second))
 	rps := make([][]float64, len(targets))
+	cpu := make([]time.Duration, len(targets))
+	reqs := make([]int, len(targets))
 	for round := range rounds {
 		for j := range targets {
 			i := j
 			if round%2 == 1 {
 				i = len(targets) - 1 - j
 			}
+			cpu0 := proxybench.CPUTime(targets[i].pid)
 			w, err := wrkRun(ctx, "http://"+targets[i].addr, script, o.conns, slice)
 			if err != nil {
 				return err
 			}
+			cpu[i] += proxybench.CPUTime(targets[i].pid) - cpu0
+			reqs[i] += w.Requests
 			if w.Errors > 0 {
 				return fmt.Errorf("%s: %d errors", targets[i].name, w.Errors)
 			}
@@ -338,9 +343,13 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 	}
 	med := func(x []float64) float64 { s := slices.Clone(x); slices.Sort(s); return s[len(s)/2] }
 	fmt.Printf("%s: %d hashed assets (1-60 KiB), wrk -t1 -c%d walking all of them, %d interleaved rounds of %s\n", mode, len(assets), o.conns, rounds, slice)
-	fmt.Printf("%-10s %12s %s\n", "target", "req/s", "rounds")
+	fmt.Printf("%-10s %12s %12s  %s\n", "target", "req/s", "CPU/req", "rounds' req/s")
 	for i, t := range targets {
-		fmt.Printf("%-10s %12.0f %v\n", t.name, med(rps[i]), fmtRates(rps[i]))
+		per := 0.0
+		if reqs[i] > 0 {
+			per = float64(cpu[i]) / float64(reqs[i]) / 1e3
+		}
+		fmt.Printf("%-10s %12.0f %10.1fµs  %v\n", t.name, med(rps[i]), per, fmtRates(rps[i]))
 	}
 	fmt.Printf("\n%-34s %10s %10s %7s %7s  %s\n", "metric", "slipway", peer, "ratio", "goal", "verdict")
 	verdict("throughput, median of rounds (req/s)", fmt.Sprintf("%.0f", med(rps[0])), fmt.Sprintf("%.0f", med(rps[1])), med(rps[0])/med(rps[1]), goal, false)
