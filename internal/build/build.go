@@ -24,6 +24,10 @@ import (
 // CallbackFile is the build callback, relative to the composed app.
 const CallbackFile = ".slipway/build.sh"
 
+// ArtifaktCallbackFile is where Artifakt users keep the build callback; it
+// runs when the app has no CallbackFile (Slipway's own wins when both exist).
+const ArtifaktCallbackFile = ".artifakt/build.sh"
+
 // TailLines is how many lines of a failing build are shown without --verbose.
 const TailLines = 50
 
@@ -44,8 +48,10 @@ type Step struct {
 // script with the package manager its lockfile names, installing dependencies
 // first when there is a lockfile. No steps means nothing to build.
 func Plan(dir, command string) ([]Step, error) {
-	if st, err := os.Stat(filepath.Join(dir, CallbackFile)); err == nil && st.Mode().IsRegular() {
-		return []Step{{Name: CallbackFile, Argv: []string{"/bin/sh", CallbackFile}}}, nil
+	for _, cb := range []string{CallbackFile, ArtifaktCallbackFile} {
+		if st, err := os.Stat(filepath.Join(dir, cb)); err == nil && st.Mode().IsRegular() {
+			return []Step{{Name: cb, Argv: []string{"/bin/sh", cb}}}, nil
+		}
 	}
 	if strings.TrimSpace(command) != "" {
 		return []Step{{Name: command, Argv: []string{"/bin/sh", "-c", command}}}, nil

@@ -21,6 +21,10 @@ const DeployDir = ".deploy"
 // shipped in .deploy at the same path.
 const EntrypointCallback = ".slipway/entrypoint.sh"
 
+// ArtifaktEntrypointCallback is used when the app has no EntrypointCallback;
+// it is shipped in .deploy as EntrypointCallback.
+const ArtifaktEntrypointCallback = ".artifakt/entrypoint.sh"
+
 // Selection says which built files go to production.
 type Selection struct {
 	// Framework picks a preset: "next", "nuxt"; anything else is a plain app.
@@ -56,7 +60,7 @@ type mapping struct {
 }
 
 // plainExcluded are never production files of a plain app.
-var plainExcluded = []string{DeployDir, DeployDir + ".tmp", ".git", ".slipway", "node_modules/.cache"}
+var plainExcluded = []string{DeployDir, DeployDir + ".tmp", ".git", ".slipway", ".artifakt", "node_modules/.cache"}
 
 // Collect (re)creates dir/.deploy with the production files of the built app in dir.
 // Files are hard-linked from the build output where the file system allows it.
@@ -126,8 +130,11 @@ func Collect(dir string, sel Selection) (*Production, error) {
 		}
 		p.Entrypoint = plainEntrypoint(dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, EntrypointCallback)); err == nil {
-		maps = append(maps, mapping{src: EntrypointCallback, dst: EntrypointCallback})
+	for _, cb := range []string{EntrypointCallback, ArtifaktEntrypointCallback} {
+		if _, err := os.Stat(filepath.Join(dir, cb)); err == nil {
+			maps = append(maps, mapping{src: cb, dst: EntrypointCallback})
+			break
+		}
 	}
 	tmp := p.Dir + ".tmp"
 	os.RemoveAll(tmp)
