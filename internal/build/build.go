@@ -41,6 +41,8 @@ type Step struct {
 	// NoProductionEnv runs the step without NODE_ENV=production (dependency
 	// installs need devDependencies to build).
 	NoProductionEnv bool
+	// Install marks the dependency install, which a Cache may skip.
+	Install bool
 }
 
 // Plan returns the steps that build the app in dir: the callback if present,
@@ -72,7 +74,7 @@ func Plan(dir, command string) ([]Step, error) {
 	pm, install := packageManager(dir)
 	var steps []Step
 	if install != nil {
-		steps = append(steps, Step{Name: strings.Join(install, " "), Argv: install, NoProductionEnv: true})
+		steps = append(steps, Step{Name: strings.Join(install, " "), Argv: install, NoProductionEnv: true, Install: true})
 	}
 	if _, ok := pkg.Scripts["build"]; ok {
 		steps = append(steps, Step{Name: pm + " run build", Argv: []string{pm, "run", "build"}})
@@ -115,9 +117,11 @@ func (t Task) Label() string { return t.Store + "/" + t.App }
 
 // Result is the outcome of one task.
 type Result struct {
-	Task     Task
-	Steps    []string
-	Duration time.Duration
+	Task  Task
+	Steps []string
+	// StepTimes are the steps' durations, in Steps' order.
+	StepTimes []time.Duration
+	Duration  time.Duration
 	Err      error
 	// Tail holds the last TailLines lines of output (all of it when shorter).
 	Tail []string
@@ -135,6 +139,8 @@ type Runner struct {
 	BaseEnv []string
 	// Commit is passed as SLIPWAY_COMMIT.
 	Commit string
+	// Cache keeps dependencies and framework caches between builds; nil keeps nothing.
+	Cache *Cache
 
 	outMu sync.Mutex
 }
@@ -184,9 +190,20 @@ func (r *Runner) runTask(ctx context.Context, t Task) (res Result) {
 		res.Err = err
 		return res
 	}
+	if r.Cache != nil {
+		r.Cache.restoreFramework(t.Store, t.App, t.Dir)
+		defer func() {
+			if err := r.Cache.saveFramework(t.Store, t.App, t.Dir); err != nil && res.Err == nil {
+				res.Err = fmt.Errorf("%s: %w", t.Label(), err)
+			}
+		}()
+	}
 	for _, s := range steps {
-		res.Steps = append(res.Steps, s.Name)
-		if err := r.runStep(ctx, t, s, tail); err != nil {
+		t0 := time.Now()
+		name, err := r.runCachedStep(ctx, t, s, tail)
+		res.Steps = append(res.Steps, name)
+		res.StepTimes = append(res.StepTimes, time.Since(t0))
+		if err != nil {
 			res.Err = fmt.Errorf("%s: %s: %w", t.Label(), s.Name, err)
 			return res
 		}
@@ -194,11 +211,78 @@ func (r *Runner) runTask(ctx context.Context, t Task) (res Result) {
 	return res
 }
 
-func (r *Runner) env(t Task, s Step) []string {
-	base := r.BaseEnv
-	if base == nil {
-		base = os.Environ()
+// runCachedStep runs s, or for a dependency install whose key the cache
+// holds, links the kept node_modules instead (then runs the app's own
+// postinstall script, whose output may live outside node_modules). It
+// returns the name of what it did.
+func (r *Runner) runCachedStep(ctx context.Context, t Task, s Step, tail *ring) (string, error) {
+	if r.Cache == nil || !s.Install {
+		return s.Name, r.runStep(ctx, t, s, tail)
 	}
+	s.Env = maps.Clone(s.Env)
+	if s.Env == nil {
+		s.Env = map[string]string{}
+	}
+	maps.Copy(s.Env, r.Cache.pmEnv(r.baseEnv()))
+	key, err := r.Cache.depsKey(t.Dir, s, r.env(t, s))
+	if err != nil || key == "" {
+		return s.Name, r.runStep(ctx, t, s, tail)
+	}
+	l := r.Cache.lockKey(t.App + "/" + key)
+	l.Lock()
+	defer l.Unlock()
+	hit, err := r.Cache.restoreDeps(t.App, key, t.Dir)
+	if err != nil {
+		return s.Name, err
+	}
+	if hit {
+		r.note(t, tail, "node_modules from the build cache ("+key[:12]+"): "+s.Name+" skipped")
+		if post := postinstall(t.Dir, s.Argv[0]); post != nil {
+			return "node_modules from cache + postinstall", r.runStep(ctx, t, *post, tail)
+		}
+		return "node_modules from cache", nil
+	}
+	if err := r.runStep(ctx, t, s, tail); err != nil {
+		return s.Name, err
+	}
+	if err := r.Cache.saveDeps(t.App, key, t.Dir); err != nil {
+		return s.Name, fmt.Errorf("keeping node_modules in the build cache: %w", err)
+	}
+	return s.Name, nil
+}
+
+// postinstall is the step that runs the app's own postinstall script, nil without one.
+func postinstall(dir, pm string) *Step {
+	data, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil {
+		return nil
+	}
+	var pkg struct {
+		Scripts map[string]string `json:"scripts"`
+	}
+	if json.Unmarshal(data, &pkg) != nil || pkg.Scripts["postinstall"] == "" {
+		return nil
+	}
+	return &Step{Name: pm + " run postinstall", Argv: []string{pm, "run", "postinstall"}, NoProductionEnv: true}
+}
+
+// note records a line of Slipway's own in the task's output.
+func (r *Runner) note(t Task, tail *ring, line string) {
+	tail.add(line)
+	if r.Verbose {
+		r.println("[" + t.Label() + "] " + line)
+	}
+}
+
+func (r *Runner) baseEnv() []string {
+	if r.BaseEnv == nil {
+		return os.Environ()
+	}
+	return r.BaseEnv
+}
+
+func (r *Runner) env(t Task, s Step) []string {
+	base := r.baseEnv()
 	env := map[string]string{}
 	for _, kv := range base {
 		if k, v, ok := strings.Cut(kv, "="); ok {

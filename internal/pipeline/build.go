@@ -106,6 +106,31 @@ type BuildOptions struct {
 	Revision *gitfs.Revision
 	// OutDir is where stores are composed; default <root>/.out.
 	OutDir string
+	// CacheDir keeps node_modules, package manager and framework caches
+	// between builds (see build.Cache); default: cache/ in the state dir
+	// (beside the embedded image store, else <root>/.slipway/cache).
+	// "-" caches nothing.
+	CacheDir string
+}
+
+// cacheDir resolves BuildOptions.CacheDir's default.
+func (o BuildOptions) cacheDir() string {
+	switch {
+	case o.CacheDir == "-":
+		return ""
+	case o.CacheDir != "":
+		return o.CacheDir
+	}
+	if ls, ok := o.Store.(LayoutStore); ok {
+		return filepath.Join(filepath.Dir(ls.Dir()), "cache")
+	}
+	return filepath.Join(o.Config.Root, ".slipway", "cache")
+}
+
+// Phase is how long one part of an image's build took.
+type Phase struct {
+	Name   string `json:"name"`
+	Millis int64  `json:"ms"`
 }
 
 // BuiltImage is the outcome for one app of one store.
@@ -123,12 +148,14 @@ type BuiltImage struct {
 	// entrypoint's program when the image has no such file in its PATH
 	// (fine on the process runtime, which falls back to the host's PATH;
 	// a container cannot start).
-	Base               string        `json:"base,omitempty"`
-	MissingInterpreter string        `json:"missingInterpreter,omitempty"`
-	Duration           time.Duration `json:"-"`
-	Millis             int64         `json:"durationMs"`
-	Err                error         `json:"-"`
-	Error              string        `json:"error,omitempty"`
+	Base               string `json:"base,omitempty"`
+	MissingInterpreter string `json:"missingInterpreter,omitempty"`
+	// Phases are the build steps, then "image" and "publish", as timed.
+	Phases   []Phase       `json:"phases,omitempty"`
+	Duration time.Duration `json:"-"`
+	Millis   int64         `json:"durationMs"`
+	Err      error         `json:"-"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // BuildResult is the outcome of a Build job.
@@ -271,6 +298,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		jobs = max(1, runtimeCPUs())
 	}
 	runner := &build.Runner{Jobs: jobs, Verbose: o.Verbose, Out: o.Log, Commit: rev.Commit, BaseEnv: buildBaseEnv(cfg, os.Environ())}
+	if d := o.cacheDir(); d != "" {
+		runner.Cache = &build.Cache{Dir: d}
+	}
 	var tasks []build.Task
 	for _, u := range toBuild {
 		logf("[%s/%s] building in %s", u.store.ID, u.app.ID, u.dir)
@@ -288,6 +318,9 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			continue
 		}
 		u.out.Duration = r.Duration
+		for i, st := range r.Steps {
+			u.out.Phases = append(u.out.Phases, Phase{Name: st, Millis: r.StepTimes[i].Milliseconds()})
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -463,6 +496,7 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	if err != nil {
 		return fmt.Errorf("%s/%s: %w", u.store.ID, u.app.ID, err)
 	}
+	tImage := time.Now()
 	u.out.Base = baseRef(cfg, u.app)
 	if u.out.MissingInterpreter, err = base.missing(u.out.Base, entry[0]); err != nil {
 		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, entry[0], err)
@@ -478,6 +512,8 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	if _, err := o.Store.Publish(ctx, u.repo.Tag("fp-"+u.fp), img); err != nil {
 		return err
 	}
+	u.out.Phases = append(u.out.Phases, Phase{Name: "image", Millis: tImage.Sub(start).Milliseconds()},
+		Phase{Name: "publish", Millis: time.Since(tImage).Milliseconds()})
 	u.out.Ref = ref.String()
 	u.out.Digest = dig.DigestStr()
 	u.out.DriverRef = o.Store.DriverRef(dig)
