@@ -122,7 +122,7 @@ type Result struct {
 	// StepTimes are the steps' durations, in Steps' order.
 	StepTimes []time.Duration
 	Duration  time.Duration
-	Err      error
+	Err       error
 	// Tail holds the last TailLines lines of output (all of it when shorter).
 	Tail []string
 }
