@@ -120,6 +120,19 @@ type App struct {
 	// SPA, for a static site, answers paths that name no file with
 	// index.html (client-side routing) instead of the site's 404.
 	SPA bool `yaml:"spa" json:"spa,omitempty"`
+	// Processes are the app's process types besides (or including) web; a
+	// Procfile in the app adds those the config does not name.
+	Processes map[string]*ProcessSpec `yaml:"processes" json:"processes,omitempty"`
+}
+
+// ProcessSpec is one process type of an app: web is routed and health-gated;
+// any other name (worker, …) runs beside it with the same env and /data.
+type ProcessSpec struct {
+	// Command runs through /bin/sh -c in the image's working directory;
+	// for web, empty keeps the entrypoint.
+	Command string `yaml:"command" json:"command,omitempty"`
+	// Instances to run; default 1.
+	Instances int `yaml:"instances" json:"instances,omitempty"`
 }
 
 // Health configures an app's health check.

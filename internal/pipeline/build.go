@@ -151,11 +151,17 @@ type BuiltImage struct {
 	Base               string `json:"base,omitempty"`
 	MissingInterpreter string `json:"missingInterpreter,omitempty"`
 	// Phases are the build steps, then "image" and "publish", as timed.
-	Phases   []Phase       `json:"phases,omitempty"`
-	Duration time.Duration `json:"-"`
-	Millis   int64         `json:"durationMs"`
-	Err      error         `json:"-"`
-	Error    string        `json:"error,omitempty"`
+	Phases []Phase `json:"phases,omitempty"`
+	// Processes are the app's non-web process types, each with its image;
+	// Release is the Procfile's release: command; WebInstances the web
+	// process's configured instances (0 = default).
+	Processes    []ProcessImage `json:"processes,omitempty"`
+	Release      string         `json:"release,omitempty"`
+	WebInstances int            `json:"webInstances,omitempty"`
+	Duration     time.Duration  `json:"-"`
+	Millis       int64          `json:"durationMs"`
+	Err          error          `json:"-"`
+	Error        string         `json:"error,omitempty"`
 }
 
 // BuildResult is the outcome of a Build job.
@@ -179,6 +185,7 @@ type buildUnit struct {
 	store *config.Store
 	app   *config.App
 	dir   string
+	procs *procPlan
 	fp    string
 	env   map[string]string
 	repo  name.Repository
@@ -254,6 +261,11 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				u.out.Err = err
 				continue
 			}
+			if u.procs, err = planProcesses(ar.Dir, app); err != nil {
+				u.out.Err = fmt.Errorf("%s/%s: %w", st.ID, app.ID, err)
+				continue
+			}
+			u.out.Release, u.out.WebInstances = u.procs.release, u.procs.webN
 			u.fp = fingerprint(ar.Fingerprint, cfg.Project, workDir(cfg, app), app, u.env, base.digest)
 			u.out.Fingerprint = u.fp
 		}
@@ -423,8 +435,9 @@ func fingerprint(composed, project, workdir string, app *config.App, env map[str
 		ID, Framework, Build, Workdir     string
 		Entrypoint, Include, Exclude, Env []string
 		Port                              int
+		Processes                         map[string]*config.ProcessSpec `json:",omitempty"`
 	}{imageFormat, composed, baseDigest, project, app.ID, app.Framework, app.Build, workdir,
-		app.Entrypoint, app.Deploy.Include, app.Deploy.Exclude, envList(env), app.Port})
+		app.Entrypoint, app.Deploy.Include, app.Deploy.Exclude, envList(env), app.Port, app.Processes})
 	h.Write(settings)
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -460,6 +473,15 @@ func reuse(ctx context.Context, store ImageStore, u *buildUnit, tag string) (boo
 			return false, err
 		}
 	}
+	if len(u.procs.others) > 0 {
+		img, err := store.Image(ctx, fpRef)
+		if err != nil {
+			return false, err
+		}
+		if u.out.Processes, err = publishProcesses(ctx, store, u.repo, tag, img, u.procs.others); err != nil {
+			return false, err
+		}
+	}
 	u.out.UpToDate = true
 	u.out.Ref = ref.String()
 	u.out.Digest = dig.DigestStr()
@@ -475,6 +497,9 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 		return fmt.Errorf("%s/%s: collecting production files: %w", u.store.ID, u.app.ID, err)
 	}
 	entry := u.app.Entrypoint
+	if len(entry) == 0 {
+		entry = u.procs.webEntrypoint()
+	}
 	if len(entry) == 0 {
 		entry = prod.Entrypoint
 	}
@@ -511,6 +536,9 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	}
 	if _, err := o.Store.Publish(ctx, u.repo.Tag("fp-"+u.fp), img); err != nil {
 		return err
+	}
+	if u.out.Processes, err = publishProcesses(ctx, o.Store, u.repo, tag, img, u.procs.others); err != nil {
+		return fmt.Errorf("%s/%s: %w", u.store.ID, u.app.ID, err)
 	}
 	u.out.Phases = append(u.out.Phases, Phase{Name: "image", Millis: tImage.Sub(start).Milliseconds()},
 		Phase{Name: "publish", Millis: time.Since(tImage).Milliseconds()})

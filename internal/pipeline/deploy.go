@@ -48,6 +48,8 @@ type AppDeploy struct {
 	Instances int `json:"instances,omitempty"`
 	// Env is the app's own env (store env wins over it).
 	Env map[string]string `json:"env,omitempty"`
+	// Processes are the app's non-web process types (Procfile, config).
+	Processes []Process `json:"processes,omitempty"`
 	// Base and MissingInterpreter come from the build (BuiltImage); with
 	// ConfigFile they let a container runtime refuse an image that cannot start.
 	Base               string `json:"base,omitempty"`
@@ -134,8 +136,9 @@ type Deployer struct {
 	Unpacker driver.Unpacker
 
 	mu         sync.Mutex
-	supervised map[string]*supervised // instances this process started, by id, for restarts
-	watched    map[string]bool        // instances whose exit a goroutine waits for
+	supervised map[string]*supervised     // instances this process started, by id, for restarts
+	watched    map[string]bool            // instances whose exit a goroutine waits for
+	procs      map[string]*supervisedProc // non-web process instances, by id, for restarts
 }
 
 // ErrDeployFailed marks a deploy that did not go live.
@@ -283,6 +286,11 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	}
 	d.setLive(req, rel.ID)
 	d.stopOld(context.WithoutCancel(ctx), req, rel.ID, say)
+	// Other process types are replaced once the new web is live.
+	if err := d.startProcesses(context.WithoutCancel(ctx), rel.ID, req, say); err != nil {
+		say(StageDeploy, "warning: %v", err)
+	}
+	d.stopOldProcesses(context.WithoutCancel(ctx), req, rel.ID, say)
 	d.prune(context.WithoutCancel(ctx), say)
 
 	// post-deploy: in the new, active release. A failure leaves it live.

@@ -120,7 +120,12 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 			Hosts:  Hosts(cfg, store, app), Env: app.Env,
 			Base: im.Base, MissingInterpreter: im.MissingInterpreter, ConfigFile: cfg.File,
 			Static: app.Static, SPA: app.SPA,
+			Instances: im.WebInstances, Processes: processes(im),
 		})
+		if im.Release != "" && req.Hooks.Install.Command == "" {
+			// Procfile release: is the install hook, as on Heroku, unless deploy.yml sets one.
+			req.Hooks.Install = Hook{Command: im.Release, App: app.ID}
+		}
 	}
 	return req, nil
 }
@@ -136,4 +141,12 @@ func healthCheck(h config.Health) proxy.HealthCheck {
 		hc.MaxStatus = config.DefaultHealthMaxStatus
 	}
 	return hc
+}
+
+func processes(im *BuiltImage) []Process {
+	var out []Process
+	for _, p := range im.Processes {
+		out = append(out, Process{Name: p.Name, Command: p.Command, Instances: p.Instances, Image: driver.Image{Ref: p.DriverRef, Insecure: im.Insecure}})
+	}
+	return out
 }

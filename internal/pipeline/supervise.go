@@ -79,6 +79,7 @@ func (d *Deployer) Supervise(ctx context.Context, log *slog.Logger, every time.D
 
 // superviseOnce restarts what needs it and returns the instances it watches.
 func (d *Deployer) superviseOnce(ctx context.Context, log *slog.Logger) []*supervised {
+	d.superviseProcesses(ctx, log)
 	d.mu.Lock()
 	recs := make([]*supervised, 0, len(d.supervised))
 	for _, r := range d.supervised {
