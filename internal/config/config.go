@@ -61,6 +61,8 @@ type Config struct {
 	Source SourceSpec `yaml:"source" json:"source,omitzero"`
 	// Apps are the base applications.
 	Apps []*App `yaml:"apps" json:"apps"`
+	// Schedules are commands run on cron schedules in each store's live release.
+	Schedules []*ScheduleSpec `yaml:"schedules" json:"schedules,omitempty"`
 	// Stores are keyed by store id; entries exist for every store directory found, configured or not.
 	Stores map[string]*Store `yaml:"stores" json:"stores"`
 	// Targets map a region to where its stores run (driver and engine); "default" takes the rest.
@@ -123,6 +125,21 @@ type App struct {
 	// Processes are the app's process types besides (or including) web; a
 	// Procfile in the app adds those the config does not name.
 	Processes map[string]*ProcessSpec `yaml:"processes" json:"processes,omitempty"`
+}
+
+// ScheduleSpec is a command run on a schedule, as a one-off in the live
+// release of every store that has App, never overlapping itself.
+type ScheduleSpec struct {
+	Pos Pos `yaml:"-" json:"-"`
+	// Name identifies it in logs; default "cron-<index>".
+	Name string `yaml:"name" json:"name,omitempty"`
+	// Cron is "*/5 * * * *" (minute hour day-of-month month day-of-week) or "@every 30s".
+	Cron    string `yaml:"cron" json:"cron"`
+	Command string `yaml:"command" json:"command"`
+	// App whose image runs it; default each store's first app.
+	App string `yaml:"app" json:"app,omitempty"`
+	// Timeout kills a run; default 10m.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 // ProcessSpec is one process type of an app: web is routed and health-gated;

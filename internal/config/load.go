@@ -111,6 +111,7 @@ func Parse(fsys fs.FS, root, name string, data []byte) (*Config, error) {
 	v := &validator{c: c, fsys: fsys, ps: ps}
 	v.defaults()
 	v.apps()
+	v.schedules()
 	v.discover()
 	v.stores()
 	v.source()
@@ -496,5 +497,34 @@ func (v *validator) storeFolders(s *Store, appIDs map[string]bool) {
 			continue
 		}
 		v.ps.warnf(path.Join(s.Dir, e.Name()), Pos{}, DidYouMean(e.Name(), ids), "folder matches no base app; its files are not composed")
+	}
+}
+
+// schedules checks each schedule's cron, command and app, and names the unnamed.
+func (v *validator) schedules() {
+	c := v.c
+	seen := map[string]bool{}
+	for i, s := range c.Schedules {
+		where := fmt.Sprintf("schedules[%d]", i)
+		if s == nil {
+			v.ps.errorf(c.File, Pos{}, "", "%s: empty", where)
+			continue
+		}
+		if s.Name == "" {
+			s.Name = fmt.Sprintf("cron-%d", i+1)
+		}
+		if !idRe.MatchString(s.Name) || seen[s.Name] {
+			v.ps.errorf(c.File, s.Pos, "names are letters, digits, . _ - and unique", "%s: name %q is not a unique name", where, s.Name)
+		}
+		seen[s.Name] = true
+		if _, err := ParseCron(s.Cron); err != nil {
+			v.ps.errorf(c.File, s.Pos, "", "%s: cron %q: %v", where, s.Cron, err)
+		}
+		if strings.TrimSpace(s.Command) == "" {
+			v.ps.errorf(c.File, s.Pos, "", "%s: missing key \"command\"", where)
+		}
+		if s.App != "" && c.App(s.App) == nil {
+			v.ps.errorf(c.File, s.Pos, "use the id of an app under apps:", "%s: app %q is not an app", where, s.App)
+		}
 	}
 }

@@ -95,6 +95,8 @@ type DeployRequest struct {
 	Wait bool `json:"wait,omitempty"`
 	// DNS is what verify does with a domain that does not resolve: warn (default), error or off.
 	DNS string `json:"dns,omitempty"`
+	// Schedules run on cron schedules in the live release.
+	Schedules []Schedule `json:"schedules,omitempty"`
 	// DrainTimeout for old instances; default 30s.
 	DrainTimeout time.Duration `json:"drainTimeout,omitempty"`
 	// Site is the store's TLS, HSTS and error-page settings (edge.go).
@@ -139,6 +141,7 @@ type Deployer struct {
 	supervised map[string]*supervised     // instances this process started, by id, for restarts
 	watched    map[string]bool            // instances whose exit a goroutine waits for
 	procs      map[string]*supervisedProc // non-web process instances, by id, for restarts
+	schedules  map[string][]*scheduled    // per store, bound to its live release
 }
 
 // ErrDeployFailed marks a deploy that did not go live.
@@ -291,6 +294,9 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		say(StageDeploy, "warning: %v", err)
 	}
 	d.stopOldProcesses(context.WithoutCancel(ctx), req, rel.ID, say)
+	if err := d.setSchedules(req, rel.ID); err != nil {
+		say(StageDeploy, "warning: %v", err)
+	}
 	d.prune(context.WithoutCancel(ctx), say)
 
 	// post-deploy: in the new, active release. A failure leaves it live.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,7 +128,20 @@ func NewDeployRequest(cfg *config.Config, store string, images []BuiltImage, o R
 			req.Hooks.Install = Hook{Command: im.Release, App: app.ID}
 		}
 	}
+	req.Schedules = storeSchedules(cfg, store)
 	return req, nil
+}
+
+// storeSchedules are the config's schedules whose app the store has.
+func storeSchedules(cfg *config.Config, store string) []Schedule {
+	var out []Schedule
+	for _, s := range cfg.Schedules {
+		if s.App != "" && !slices.ContainsFunc(cfg.AppsFor(store), func(a *config.App) bool { return a.ID == s.App }) {
+			continue
+		}
+		out = append(out, Schedule{Name: s.Name, Cron: s.Cron, Command: s.Command, App: s.App, Timeout: s.Timeout.D()})
+	}
+	return out
 }
 
 // DefaultHookTimeout bounds hooks that set none.

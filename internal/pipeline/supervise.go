@@ -63,6 +63,9 @@ func (d *Deployer) forget(ids ...string) {
 // reboot took away. A runtime that restarts crashed instances itself (docker's
 // restart policy) is left to do so: only instances it lost are started again.
 func (d *Deployer) Supervise(ctx context.Context, log *slog.Logger, every time.Duration) {
+	schedDone := make(chan struct{})
+	go func() { d.RunSchedules(ctx, log, time.Second); close(schedDone) }()
+	defer func() { <-schedDone }()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	kick := make(chan struct{}, 1)

@@ -187,3 +187,46 @@ func findPIDOrZero(arg, within string) int {
 	}
 	return 0
 }
+
+// A schedule runs in the live release on time, never overlapping itself (a
+// run longer than its interval skips the firings it covers), output in the
+// store's log.
+func TestScheduleRunsWithoutOverlap(t *testing.T) {
+	dir := procRepo(t)
+	cfgPath := filepath.Join(dir, "slipway.yaml")
+	b, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, append(b, []byte(`schedules:
+  - name: tick
+    cron: "@every 1s"
+    command: 'echo "start $(date +%s%N)" >> "$SLIPWAY_DATA_DIR/cron"; echo hello from cron; sleep 2.5; echo "end $(date +%s%N)" >> "$SLIPWAY_DATA_DIR/cron"'
+`)...), 0o644)
+	gitRun(t, dir, "commit", "-qam", "schedule")
+	data := t.TempDir()
+	h := start(t, data)
+	h.buildDeploy(dir)
+	cronLog := filepath.Join(data, "runtime", "data", "shop-us", "cron")
+	waitFor(t, 20*time.Second, func() bool { return strings.Count(readFile(cronLog), "end ") >= 2 })
+	lines := strings.Split(strings.TrimSpace(readFile(cronLog)), "\n")
+	open := false
+	var prevEnd int64
+	for _, l := range lines {
+		f := strings.Fields(l)
+		ns, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "start":
+			if open {
+				t.Fatalf("a run started while the previous one was running:\n%s", strings.Join(lines, "\n"))
+			}
+			if prevEnd != 0 && ns < prevEnd {
+				t.Fatalf("overlap:\n%s", strings.Join(lines, "\n"))
+			}
+			open = true
+		case "end":
+			open, prevEnd = false, ns
+		}
+	}
+	jl := readFile(pipeline.JobLogPath(data, "us"))
+	if !strings.Contains(jl, "hello from cron") || !strings.Contains(jl, "still running: this firing is skipped") {
+		t.Errorf("the store's log lacks the schedule's output or its skipped firings:\n%.3000s", jl)
+	}
+}
