@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver/testapp"
 	"github.com/slipway-dev/slipway/internal/pipeline"
@@ -120,6 +121,12 @@ stores:
 	if err := os.WriteFile(secrets, []byte("API_KEY="+secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// serve's /v2/ listener wants a read token: log docker in with one.
+	tok, err := server.NewClient(data).CreateToken(ctx, server.TokenRequest{Name: "compose", Scope: auth.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.DockerLogin(t, srv.RegistryAddr(), "compose", tok.Token)
 	cdir, project := filepath.Dir(out), "slipwayexport"+randHex(t)
 	testenv.Compose(t, cdir, "-f", out, "config", "-q")
 	t.Cleanup(func() {

@@ -85,7 +85,7 @@ instances that no route points at.`,
 				fmt.Fprintf(g.stderr, "slipway serve: remote api on %s (bearer tokens: slipway token create)\n", u)
 			}
 			if a := srv.RegistryAddr(); a != "" {
-				fmt.Fprintf(g.stderr, "slipway serve: image store at http://%s/v2/ (read-only)\n", a)
+				fmt.Fprintf(g.stderr, "slipway serve: image store at http://%s/v2/ (read-only; docker login with a read token: slipway token create --scope read)\n", a)
 			}
 			serveCtx, stopPush, err := startPush(cmd.Context(), g, &o.push, srv, dataDir, cfg)
 			if err != nil {

@@ -22,8 +22,9 @@ func (s *Server) mountRegistry(mux *http.ServeMux) {
 	route(mux, "/v2/", auth.ScopeRead, s.handleV2)
 }
 
-// RegistryHandler returns the read-only /v2/ handler, to mount on a TCP listener.
-func (s *Server) RegistryHandler() http.Handler { return http.HandlerFunc(s.handleV2) }
+// RegistryHandler returns the read-only /v2/ handler, to mount on a TCP
+// listener: every request needs a read token (see registryAuth).
+func (s *Server) RegistryHandler() http.Handler { return s.registryAuth(http.HandlerFunc(s.handleV2)) }
 
 func (s *Server) handleV2(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")

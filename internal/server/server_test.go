@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/testapp"
 	"github.com/slipway-dev/slipway/internal/pipeline"
@@ -401,13 +404,27 @@ func TestEmbeddedStoreServesV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Any OCI client pulls it by tag and by digest from the /v2/ listener.
+	// The /v2/ listener needs a read token: none, or a bad one, is refused.
+	tok, err := NewClient(dir).CreateToken(ctx, TokenRequest{Name: "puller", Scope: auth.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := remote.WithAuth(&authn.Basic{Username: "puller", Password: tok.Token})
+	anon, _ := name.ParseReference(s.RegistryAddr()+"/shop/web:abc", name.Insecure)
+	var terr *transport.Error
+	if _, err := remote.Image(anon); !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous pull: %v, want 401", err)
+	}
+	if _, err := remote.Image(anon, remote.WithAuth(&authn.Basic{Username: "x", Password: "slw_bogus"})); !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+		t.Errorf("pull with a bad token: %v, want 401", err)
+	}
+	// With the token, any OCI client pulls it by tag and by digest.
 	for _, r := range []string{s.RegistryAddr() + "/shop/web:abc", s.RegistryAddr() + "/shop/web@" + d.DigestStr()} {
 		pr, err := name.ParseReference(r, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := remote.Image(pr)
+		got, err := remote.Image(pr, login)
 		if err != nil {
 			t.Fatalf("pull %s: %v", r, err)
 		}
@@ -424,12 +441,13 @@ func TestEmbeddedStoreServesV2(t *testing.T) {
 			return
 		}
 		r := s.RegistryAddr() + "/shop/web@" + d.DigestStr()
+		testenv.DockerLogin(t, s.RegistryAddr(), "puller", tok.Token)
 		testenv.Docker(t, "pull", r)
 		testenv.Docker(t, "rmi", r)
 	})
 	// It is read-only.
 	other, _ := name.ParseReference(s.RegistryAddr()+"/shop/other:x", name.Insecure)
-	if err := remote.Write(other, img); err == nil {
+	if err := remote.Write(other, img, login); err == nil {
 		t.Errorf("push to the read-only store succeeded")
 	}
 }
