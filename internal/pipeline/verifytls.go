@@ -63,9 +63,17 @@ func CheckServedCert(ctx context.Context, addr, host string, roots *x509.CertPoo
 	for _, ic := range chain[1:] {
 		inter.AddCert(ic)
 	}
-	_, err = leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter, CurrentTime: now})
+	at := now
+	if leaf.NotBefore.After(now) && leaf.NotBefore.Sub(now) < time.Minute {
+		// Issued this very moment by a CA that does not backdate (Pebble):
+		// clock skew, not a problem.
+		at = leaf.NotBefore
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter, CurrentTime: at})
 	var inv x509.CertificateInvalidError
 	switch {
+	case errors.As(err, &inv) && inv.Reason == x509.Expired && now.Before(leaf.NotBefore):
+		return leaf, fmt.Errorf("https://%s: certificate not valid before %s (check this host's clock)", host, leaf.NotBefore.UTC().Format(time.RFC3339))
 	case errors.As(err, &inv) && inv.Reason == x509.Expired:
 		return leaf, fmt.Errorf("https://%s: certificate expired on %s", host, leaf.NotAfter.UTC().Format(time.DateOnly))
 	case err != nil:
