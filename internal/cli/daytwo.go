@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -96,13 +97,15 @@ func newPSCmd(g *globals) *cobra.Command {
 				return enc.Encode(ps)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STORE\tAPP\tRELEASE\tINSTANCE\tADDRESS\tSTATE\tRESTARTS\tUPTIME\tMEMORY")
+			fmt.Fprintln(tw, "REGION\tSTORE\tAPP\tRELEASE\tINSTANCE\tADDRESS\tSTATE\tRESTARTS\tUPTIME\tMEMORY")
+			regions := storeRegions(g)
+			sort.SliceStable(ps, func(i, j int) bool { return regionOf(regions, ps[i].Store) < regionOf(regions, ps[j].Store) })
 			for _, p := range ps {
 				up := "-"
 				if p.State != "exited" && !p.Started.IsZero() {
 					up = time.Since(p.Started).Round(time.Second).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Store, p.App, p.Release, p.Name, orDash(p.Address), p.State, p.Restarts, up, mib(p.MemoryBytes))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", regionOf(regions, p.Store), p.Store, p.App, p.Release, p.Name, orDash(p.Address), p.State, p.Restarts, up, mib(p.MemoryBytes))
 			}
 			return tw.Flush()
 		},

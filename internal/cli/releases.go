@@ -100,9 +100,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "router http://%s, driver %s\n", st.Router, st.Driver)
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERVICE\tRELEASE\tHOSTS\tTARGETS\tREQUESTS")
+			fmt.Fprintln(tw, "REGION\tSERVICE\tRELEASE\tHOSTS\tTARGETS\tREQUESTS")
+			regions := storeRegions(g)
+			storeOf := func(svc string) string { st, _, _ := strings.Cut(svc, "/"); return st }
+			sort.SliceStable(st.Services, func(i, j int) bool {
+				return regionOf(regions, storeOf(st.Services[i].Name)) < regionOf(regions, storeOf(st.Services[j].Name))
+			})
 			for _, s := range st.Services {
-				store, _, _ := strings.Cut(s.Name, "/")
+				store := storeOf(s.Name)
 				rel := "-"
 				if r := st.Live[store]; r != nil {
 					rel = r.ID + " (" + shortSHA(r.Commit) + ")"
@@ -115,7 +120,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 					}
 					ts = append(ts, h)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", s.Name, rel, strings.Join(s.Hosts, ","), strings.Join(ts, ","), s.Counters.Requests)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", regionOf(regions, store), s.Name, rel, strings.Join(s.Hosts, ","), strings.Join(ts, ","), s.Counters.Requests)
 			}
 			return tw.Flush()
 		},

@@ -203,3 +203,28 @@ func labelList(l map[string]string) string {
 	}
 	return strings.Join(out, "")
 }
+
+// storeRegions maps store ids to their region when the config can be read
+// from here (status and ps group by it); nil otherwise.
+func storeRegions(g *globals) map[string]string {
+	cfg, err := config.Load(g.dir, g.config)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for id, s := range cfg.Stores {
+		out[id] = s.Region
+		if n, _, ok := cfg.TargetFor(id); ok && n != s.Region {
+			out[id] = s.Region + " (" + n + ")"
+		}
+	}
+	return out
+}
+
+// regionOf is a store's region for display: "-" when unknown.
+func regionOf(regions map[string]string, store string) string {
+	if r := regions[store]; r != "" {
+		return r
+	}
+	return "-"
+}

@@ -205,13 +205,17 @@ func (j *job) remove(ctx context.Context) {
 		return
 	}
 	// Removing a job service does not stop its running task (engine 20.10
-	// leaves the container running). A new job iteration that no node can
-	// take does: Swarm shuts the running task down (SIGTERM, SIGKILL after
-	// the grace period) and never places the new one.
+	// leaves the container running). When the task runs on the engine the
+	// driver talks to, its container is killed there. Otherwise a new job
+	// iteration that no node can take stops it: Swarm shuts the running task
+	// down (SIGTERM, SIGKILL after the grace period) and never places the new one.
 	tasks, _ := j.d.tasks(ctx, j.id)
 	live := false
 	for _, t := range tasks {
 		live = live || !terminal(t.Status.State)
+	}
+	if live && j.killHere(ctx, tasks) {
+		live = false
 	}
 	if live {
 		spec := res.Service.Spec
@@ -237,4 +241,32 @@ func (j *job) remove(ctx context.Context) {
 			j.d.removeSecret(ctx, s.SecretID)
 		}
 	}
+}
+
+// killHere kills the live tasks' containers through the driver's own engine
+// and waits until their tasks are final; false when one is not there (it
+// runs on another node).
+func (j *job) killHere(ctx context.Context, tasks []swarm.Task) bool {
+	for _, t := range tasks {
+		if terminal(t.Status.State) {
+			continue
+		}
+		cs := t.Status.ContainerStatus
+		if cs == nil || cs.ContainerID == "" {
+			return false
+		}
+		if _, err := j.d.cli.ContainerKill(ctx, cs.ContainerID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+			return false
+		}
+	}
+	for _, t := range tasks {
+		for ctx.Err() == nil {
+			tr, err := j.d.cli.TaskInspect(ctx, t.ID, client.TaskInspectOptions{})
+			if err != nil || terminal(tr.Task.Status.State) {
+				break
+			}
+			time.Sleep(pollEvery)
+		}
+	}
+	return true
 }

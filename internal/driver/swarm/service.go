@@ -284,10 +284,16 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-// Stop scales the service to zero (Swarm sends SIGTERM, then SIGKILL after
-// the grace period), waits until its tasks have stopped, then removes the
-// service and its env secret. The data volume stays. Unknown ids, and
-// services the driver does not own, are ignored.
+// Stop removes the service (Swarm sends its tasks SIGTERM, then SIGKILL
+// after the grace period), waits until those tasks have stopped, then
+// removes its env secret. The data volume stays. Unknown ids, and services
+// the driver does not own, are ignored.
+//
+// It never scales the service to zero first: on engine 20.10 removing a
+// service while the task reaper deletes the tasks a scale-down left behind
+// races in swarmkit (SetServiceTasksRemove dereferences a task that is gone)
+// and the daemon panics. Removing a service with its tasks still running is
+// the ordinary `docker service rm` path.
 func (d *Driver) Stop(ctx context.Context, id string) error {
 	res, err := d.cli.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
 	if isNotFound(err) {
@@ -300,68 +306,50 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	if svc.Spec.Labels[driver.LabelManaged] != "true" {
 		return nil
 	}
-	if err := d.scaleToZero(ctx, svc); err != nil {
+	tasks, err := d.tasks(ctx, svc.ID)
+	if err != nil {
 		return fmt.Errorf("stopping %s: %w", id, err)
 	}
-	if err := d.awaitStopped(ctx, svc); err != nil {
-		return fmt.Errorf("stopping %s: %w", id, err)
-	}
-	if err := d.removeServiceErr(ctx, svc); err != nil {
+	if _, err := d.cli.ServiceRemove(ctx, svc.ID, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("removing %s: %w", id, err)
 	}
+	if err := d.awaitStopped(ctx, svc, tasks); err != nil {
+		return fmt.Errorf("stopping %s: %w", id, err)
+	}
+	d.removeSecrets(ctx, svc)
 	return nil
 }
 
-// scaleToZero sets a replicated service's replicas to 0.
-func (d *Driver) scaleToZero(ctx context.Context, svc swarm.Service) error {
-	r := svc.Spec.Mode.Replicated
-	if r == nil || r.Replicas == nil || *r.Replicas == 0 {
-		return nil
-	}
-	spec := svc.Spec
-	zero := uint64(0)
-	spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &zero}
-	_, err := d.cli.ServiceUpdate(ctx, svc.ID, client.ServiceUpdateOptions{Version: svc.Version, Spec: spec})
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("scaling to 0: %w", err)
-	}
-	return nil
-}
-
-// awaitStopped waits until no task of svc is still running or starting:
-// its grace period plus a margin for the nodes to report.
-func (d *Driver) awaitStopped(ctx context.Context, svc swarm.Service) error {
+// awaitStopped waits until none of a removed service's tasks still runs:
+// each is inspected by id (a removed service's tasks are no longer listed by
+// service) until it is final or gone, within the grace period plus a margin
+// for the nodes to report.
+func (d *Driver) awaitStopped(ctx context.Context, svc swarm.Service, tasks []swarm.Task) error {
 	grace := driver.DefaultStopTimeout
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
 		grace = *cs.StopGracePeriod
 	}
 	deadline := time.Now().Add(grace + 20*time.Second)
-	for {
-		tasks, err := d.tasks(ctx, svc.ID)
-		if err != nil {
-			return err
-		}
-		live := 0
-		for _, t := range tasks {
-			if !terminal(t.Status.State) {
-				live++
+	for _, t := range tasks {
+		for {
+			tr, err := d.cli.TaskInspect(ctx, t.ID, client.TaskInspectOptions{})
+			if isNotFound(err) || err == nil && terminal(tr.Task.Status.State) {
+				break
+			}
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("task %s still %s %s after the stop", t.ID, tr.Task.Status.State, grace+20*time.Second)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pollEvery):
 			}
 		}
-		if live == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d task(s) still running %s after the stop (tasks: %s)", live, grace+20*time.Second, describeTasks(tasks))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollEvery):
-		}
 	}
+	return nil
 }
 
 // terminal reports whether a task state is final (its container is gone or stopped).
@@ -395,12 +383,17 @@ func (d *Driver) removeServiceErr(ctx context.Context, svc swarm.Service) error 
 	if _, err := d.cli.ServiceRemove(ctx, svc.ID, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
 		return err
 	}
+	d.removeSecrets(ctx, svc)
+	return nil
+}
+
+// removeSecrets removes the env secrets a service referenced.
+func (d *Driver) removeSecrets(ctx context.Context, svc swarm.Service) {
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		for _, s := range cs.Secrets {
 			d.removeSecret(ctx, s.SecretID)
 		}
 	}
-	return nil
 }
 
 // removeSecret removes a secret once no service uses it (a just-removed
