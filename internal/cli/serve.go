@@ -12,6 +12,7 @@ import (
 )
 
 type serveOptions struct {
+	minFree  string
 	http     string
 	driver   string
 	registry string
@@ -65,6 +66,9 @@ instances that no route points at.`,
 			so.DataDir, so.HTTPAddr, so.Driver, so.RegistryAddr, so.Log = dataDir, o.http, o.driver, o.registry, g.stderr
 			applyTargets(g, cfg, &so)
 			so.TLS = tlsOpts
+			if so.MinFreeBytes, err = parseSize(o.minFree); err != nil {
+				return usagef("--min-free-space: %v", err)
+			}
 			// Sockets from systemd (LISTEN_FDS) or from the serve this one replaces.
 			if so.Listeners, err = handoff.FromEnv(); err != nil {
 				fmt.Fprintf(g.stderr, "slipway serve: %v\n", err)
@@ -106,6 +110,7 @@ instances that no route points at.`,
 	cmd.Flags().IntVar(&o.api.Limits.MaxInstances, "max-instances", api.DefaultMaxInstances, "most instances a deploy may ask for per app")
 	cmd.Flags().BoolVar(&o.api.Limits.AllowWildcardHosts, "allow-wildcard-hosts", false, "accept wildcard hosts (*.example.com) the config does not list")
 	cmd.Flags().StringArrayVar(&o.api.Limits.Registries, "allow-registry", nil, "registry (host[:port][/prefix]) deploys may pull images from, besides the embedded store and the config's registry (repeatable)")
+	cmd.Flags().StringVar(&o.minFree, "min-free-space", "512MiB", "refuse to start a deploy job when the state dir's disk has less free space (e.g. 2GiB; off)")
 	cmd.Flags().StringVar(&o.registry, "registry-listen", "", "also serve the embedded image store read-only at /v2/ on this address (e.g. 127.0.0.1:5050) for docker pull")
 	o.edge.register(cmd)
 	return cmd

@@ -122,6 +122,12 @@ type Deployer struct {
 	LayoutDir string
 	// Secrets, when set, adds the secrets serve keeps for a store to its deploys.
 	Secrets SecretSource
+	// MinFree is the free space (bytes) a job needs on DataDir's file system;
+	// 0 means DefaultMinFree, < 0 no check.
+	MinFree int64
+	// Release record writers; default the state's (tests make them fail).
+	updateRelease, promote func(context.Context, *state.Release) error
+	pending                []pendingRecord // records that could not be written at once
 	// Resolver checks that domains resolve in verify; default net.DefaultResolver.
 	Resolver interface {
 		LookupHost(ctx context.Context, host string) ([]string, error)
@@ -177,6 +183,10 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		say("", "FAILED: %v", err)
 		return nil, err
 	}
+	if err := d.checkDisk(); err != nil {
+		say("", "refused: %v", err)
+		return nil, err
+	}
 	lock, err := d.State.Acquire(ctx, req.Store, state.LockOptions{Wait: req.Wait, Commit: req.Commit})
 	if err != nil {
 		return nil, fmt.Errorf("taking the deploy lock of %s: %w", req.Store, err)
@@ -212,8 +222,8 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		rel.FinishedAt = time.Now()
 		// The record must be written even when ctx was cancelled.
 		var recErr error
-		if err := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); err != nil {
-			recErr = fmt.Errorf("recording the failure: %w", err)
+		if err := d.recordOrDefer(ctx, "recording the failure", rel, d.recUpdate); err != nil {
+			recErr = err
 		}
 		say(stage, "FAILED: %v", rel.Error)
 		return rel, errors.Join(fmt.Errorf("%w: %s: %s", ErrDeployFailed, stage, rel.Error), recErr)
@@ -267,7 +277,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		stage.Note = healthNote(started)
 		rel.Stages = append(rel.Stages, stage)
 		rel.Stage = StageDeploy
-		promoteErr = d.State.Promote(context.WithoutCancel(ctx), rel)
+		promoteErr = d.recordOrDefer(ctx, "recording the release live", rel, d.recPromote)
 		say(StageDeploy, "live: %s", strings.Join(allHosts(req), ", "))
 	}))
 	if err != nil {

@@ -76,6 +76,9 @@ func (d *Deployer) Supervise(ctx context.Context, log *slog.Logger, every time.D
 		case <-t.C:
 		case <-kick:
 		}
+		if d.PendingRecords() > 0 {
+			d.retryPending(ctx, log)
+		}
 		d.watchExits(ctx, d.superviseOnce(ctx, log), kick)
 	}
 }

@@ -71,6 +71,9 @@ type Options struct {
 	// Listeners hands serve's sockets over across restarts and upgrades
 	// (systemd socket activation, SIGHUP/SIGUSR2); nil listens afresh.
 	Listeners *handoff.Listeners
+	// MinFreeBytes is the free space a job needs on DataDir's file system
+	// (0: pipeline.DefaultMinFree; < 0: no check).
+	MinFreeBytes int64
 	// ConfigDir and ConfigFile locate the config serve deploys with (loaded
 	// for each job); default: the parent of DataDir, the repository of <repo>/.slipway.
 	ConfigDir  string
@@ -197,7 +200,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir(), Secrets: s.storedSecrets, Log: s.log}
+	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir(), Secrets: s.storedSecrets, Log: s.log, MinFree: o.MinFreeBytes}
 	s.Deployer.Unpacker = s.staticUnpacker()
 	if err := s.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering: %w", err)
