@@ -16,5 +16,5 @@ func OpenRepo(ctx context.Context, gitDir, ref string) (*Tree, error) {
 		return nil, fmt.Errorf("%s: %w", ref, ErrNoRef)
 	}
 	t.Commit = strings.TrimSpace(string(commit))
-	return t, t.read("")
+	return t, t.read("", true)
 }

@@ -68,11 +68,12 @@ func Open(ctx context.Context, dir, ref string) (*Tree, error) {
 		return nil, fmt.Errorf("--since %s: %w", ref, ErrNoRef)
 	}
 	t.Commit = strings.TrimSpace(string(commit))
-	return t, t.read(strings.TrimSuffix(strings.TrimSpace(string(prefix)), "/"))
+	return t, t.read(strings.TrimSuffix(strings.TrimSpace(string(prefix)), "/"), false)
 }
 
-// read lists the commit's tree below prefix ("" for the whole tree).
-func (t *Tree) read(prefix string) error {
+// read lists the commit's tree below prefix ("" for the whole tree); strict
+// fails when git cannot list it instead of reading it as an empty directory.
+func (t *Tree) read(prefix string, strict bool) error {
 	ctx := t.ctx
 	treeish := t.Commit
 	if prefix != "" {
@@ -80,6 +81,9 @@ func (t *Tree) read(prefix string) error {
 	}
 	t.dirs["."] = nil
 	out, err := git(ctx, t.toplevel, "ls-tree", "-r", "-t", "-z", treeish)
+	if err != nil && strict {
+		return fmt.Errorf("listing %s: %w", t.Commit, err)
+	}
 	if err != nil {
 		// The directory did not exist at that commit: an empty tree.
 		return nil

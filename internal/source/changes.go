@@ -18,6 +18,20 @@ var configNames = []string{"slipway.yaml", "slipway.yml", "slipway.json", "aloka
 // Config loads and validates the config of a commit from the cache, without
 // a working tree. Root is where Snapshot puts that commit.
 func (r *Repo) Config(ctx context.Context, commit string) (*config.Config, *gitfs.Tree, error) {
+	if !IsSHA(commit) {
+		return r.loadConfig(ctx, commit)
+	}
+	e := r.cache.entry(r.cache.configs, commit)
+	e.once.Do(func() { e.cfg, e.tree, e.err = r.loadConfig(context.WithoutCancel(ctx), commit) })
+	if e.err != nil {
+		r.cache.mu.Lock()
+		delete(r.cache.configs, commit)
+		r.cache.mu.Unlock()
+	}
+	return e.cfg, e.tree, e.err
+}
+
+func (r *Repo) loadConfig(ctx context.Context, commit string) (*config.Config, *gitfs.Tree, error) {
 	t, err := r.Tree(ctx, commit)
 	if err != nil {
 		return nil, nil, err
@@ -85,23 +99,8 @@ func (r *Repo) Changes(ctx context.Context, commit string, since map[string]stri
 		}
 	}
 	for s, group := range bySince {
-		old, err := r.Tree(ctx, s)
-		if err != nil {
+		if err := r.compare(ctx, cfg, now, s, group, out); err != nil {
 			return nil, nil, err
-		}
-		chs, err := compose.ChangedTrees(ctx, cfg, old, now, short(s), group)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, id := range group {
-			out[id] = StoreChange{Store: id, Since: s}
-		}
-		for _, ch := range chs {
-			sc := StoreChange{Store: ch.Store, Since: s, Changed: true, Reasons: ch.Reasons, Files: ch.Files}
-			if len(sc.Files) > MaxFiles {
-				sc.Files = sc.Files[:MaxFiles]
-			}
-			out[ch.Store] = sc
 		}
 	}
 	list := make([]StoreChange, 0, len(out))
@@ -117,4 +116,48 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// compare fills out for the stores of group, compared between since and now;
+// results are kept per (commit, since, store), and one comparison runs at a time
+// per commit so that a burst of deliveries computes it once.
+func (r *Repo) compare(ctx context.Context, cfg *config.Config, now *gitfs.Tree, since string, group []string, out map[string]StoreChange) error {
+	mu := r.snapLock("compare:" + now.Commit)
+	mu.Lock()
+	defer mu.Unlock()
+	var todo []string
+	for _, id := range group {
+		if sc, ok := r.cache.change(now.Commit + "|" + since + "|" + id); ok {
+			out[id] = sc
+			continue
+		}
+		todo = append(todo, id)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	old, err := r.Tree(ctx, since)
+	if err != nil {
+		return err
+	}
+	chs, err := compose.ChangedTrees(ctx, cfg, old, now, short(since), todo)
+	if err != nil {
+		return err
+	}
+	res := map[string]StoreChange{}
+	for _, id := range todo {
+		res[id] = StoreChange{Store: id, Since: since}
+	}
+	for _, ch := range chs {
+		sc := StoreChange{Store: ch.Store, Since: since, Changed: true, Reasons: ch.Reasons, Files: ch.Files}
+		if len(sc.Files) > MaxFiles {
+			sc.Files = sc.Files[:MaxFiles]
+		}
+		res[ch.Store] = sc
+	}
+	for id, sc := range res {
+		r.cache.keepChange(now.Commit+"|"+since+"|"+id, sc)
+		out[id] = sc
+	}
+	return nil
 }

@@ -46,6 +46,7 @@ type Repo struct {
 	snapMu  sync.Mutex
 	snaps   map[string]*sync.Mutex
 	inUse   map[string]int
+	cache   cache
 }
 
 var branchRe = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
@@ -116,6 +117,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		o.URL = abs
 	}
 	r := &Repo{o: o, gitDir: filepath.Join(o.CacheDir, "cache.git"), snaps: map[string]*sync.Mutex{}, inUse: map[string]int{}}
+	r.cache.init()
 	if err := os.MkdirAll(o.CacheDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -217,6 +219,10 @@ func (r *Repo) FetchBranch(ctx context.Context, branch string) (string, error) {
 	}
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
+	return r.fetchLocked(ctx, branch)
+}
+
+func (r *Repo) fetchLocked(ctx context.Context, branch string) (string, error) {
 	ref := "refs/heads/" + branch
 	if _, err := r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, "+"+ref+":"+ref); err != nil {
 		return "", fmt.Errorf("fetching %s from %s: %w", branch, StripCredentials(r.o.URL), err)
@@ -226,7 +232,13 @@ func (r *Repo) FetchBranch(ctx context.Context, branch string) (string, error) {
 
 // Has reports whether the cache has commit.
 func (r *Repo) Has(ctx context.Context, commit string) bool {
+	if r.cache.known(commit) {
+		return true
+	}
 	_, err := r.gitIn(ctx, "cat-file", "-e", commit+"^{commit}")
+	if err == nil && IsSHA(commit) {
+		r.cache.remember(commit)
+	}
 	return err == nil
 }
 
@@ -244,15 +256,20 @@ func (r *Repo) FetchCommit(ctx context.Context, commit string) error {
 	if r.Has(ctx, commit) {
 		return nil
 	}
-	if _, err := r.Fetch(ctx); err != nil {
+	// One fetch for a burst of deliveries of one push: whoever waited for the
+	// lock finds the commit already there.
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	if r.Has(ctx, commit) {
+		return nil
+	}
+	if _, err := r.fetchLocked(ctx, r.o.Branch); err != nil {
 		return err
 	}
 	if r.Has(ctx, commit) {
 		return nil
 	}
-	r.fetchMu.Lock()
 	_, err := r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, commit)
-	r.fetchMu.Unlock()
 	if err != nil || !r.Has(ctx, commit) {
 		return fmt.Errorf("commit %s is not in %s: %w", commit[:12], r.o.URL, errors.Join(err, gitfs.ErrNoRef))
 	}
@@ -298,7 +315,7 @@ func (r *Repo) Describe(ctx context.Context, commit string) (Commit, error) {
 
 // Tree opens a commit's tree from the cache as an fs.FS.
 func (r *Repo) Tree(ctx context.Context, commit string) (*gitfs.Tree, error) {
-	return gitfs.OpenRepo(ctx, r.gitDir, commit)
+	return r.cachedTree(ctx, commit)
 }
 
 // Revision is what an image built from commit records.
