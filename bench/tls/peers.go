@@ -199,6 +199,9 @@ func startProc(name string, cmd *exec.Cmd, addr string) (*peer, error) {
 	}
 }
 
+// caddyPin is the Caddy release the README says to build.
+const caddyPin = "v2.11.9"
+
 // caddyVersion asks the binary.
 func caddyVersion(bin string) string {
 	out, err := exec.Command(bin, "version").Output()
@@ -206,8 +209,8 @@ func caddyVersion(bin string) string {
 		return "?"
 	}
 	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return "?"
+	if len(f) == 0 || f[0] == "unknown" { // go install leaves no version stamp
+		return caddyPin + " (go install)"
 	}
 	return f[0]
 }
