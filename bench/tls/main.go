@@ -197,9 +197,9 @@ func startBackend(o options) (*proxybench.Child, error) {
 func httpsClient(addr string, c *certs) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
-		TLSClientConfig:     &tls.Config{RootCAs: c.pool, ServerName: benchHost},
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 for all three
+		DialContext:     func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+		TLSClientConfig: &tls.Config{RootCAs: c.pool, ServerName: benchHost},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 for all three
 		// A bounded pool, as real clients and load balancers have: under
 		// overload requests queue here (and the open loop's latency shows
 		// it) instead of opening a connection (a full handshake) each.
