@@ -109,6 +109,22 @@ func TestRenewalWhileServing(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during renewal", failures.Load(), total.Load())
 	}
 	t.Logf("renewed while serving %d requests", total.Load())
+
+	// Now renewals fail (the CA's validator is sent elsewhere): the failure
+	// is reported and the current certificate keeps serving.
+	env.pebble.SetA(t, "shop.test", "127.0.0.2")
+	waitFor(t, 15*time.Second, "a failed renewal to be reported", func() bool {
+		return env.certOf("shop.test").LastError != ""
+	})
+	cs := env.certOf("shop.test")
+	if cs.State != "valid" {
+		t.Fatalf("after a failed renewal: %+v", cs)
+	}
+	resp, body, err := env.get(env.client(env.roots), env.httpsURL("shop.test", "/"))
+	if err != nil || resp.StatusCode != 200 || body != "hello from us/web" {
+		t.Fatalf("serving after a failed renewal: %v %v %q", err, resp, body)
+	}
+	t.Logf("renewal failure reported, still serving: %s", cs.LastError)
 }
 
 func TestFailingChallengeIsReportedAndServingContinues(t *testing.T) {

@@ -38,8 +38,9 @@ func TestDeployNewDomainServesHTTPSWithPebbleCertificate(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: addrOf(httpPort), Driver: "process", Log: io.Discard, StopOnExit: true,
+		APIAddr: "127.0.0.1:0",
 		TLS: TLSOptions{HTTPSAddr: addrOf(httpsPort), ACMECA: peb.Directory, ACMECARoot: peb.CARoot,
-			VerifyRoots: peb.IssuerRootsPEM(t), Resolver: loopbackResolver{}}})
+			VerifyRoots: peb.IssuerRootsPEM(t), Resolver: loopbackResolver{}, APIDomain: "api.test"}})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -92,9 +93,24 @@ func TestDeployNewDomainServesHTTPSWithPebbleCertificate(t *testing.T) {
 	if resp, err := noFollow.Do(req); err != nil || resp.StatusCode != http.StatusPermanentRedirect {
 		t.Errorf("plain HTTP on shop.test: %v %v", err, resp)
 	}
+	// The remote API (--api with --api-domain) has its own automatic certificate.
+	apiAddr := strings.TrimPrefix(s.APIURL(), "https://")
+	resp, err = tlsClient(apiAddr, roots).Get("https://api.test/v1/health")
+	if err != nil {
+		t.Fatalf("API over TLS with the automatic certificate: %v", err)
+	}
+	resp.Body.Close()
+	if leaf := resp.TLS.PeerCertificates[0]; leaf.VerifyHostname("api.test") != nil {
+		t.Fatalf("API certificate for %v", leaf.DNSNames)
+	}
 	certs, err := NewClient(dir).Certs(context.Background())
-	if err != nil || !certs.TLS || len(certs.Certs) != 1 || certs.Certs[0].Host != "shop.test" || certs.Certs[0].State != "valid" {
+	if err != nil || !certs.TLS || len(certs.Certs) != 2 {
 		t.Fatalf("certs: %+v %v", certs, err)
+	}
+	for _, c := range certs.Certs {
+		if (c.Host != "shop.test" && c.Host != "api.test") || c.State != "valid" || c.NotAfter.IsZero() {
+			t.Errorf("certs: %+v", c)
+		}
 	}
 }
 
