@@ -293,6 +293,13 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}()
 	}
 	cwg.Wait()
+	for i, u := range units {
+		if done[i] && u.out.Err == nil {
+			if err := checkReused(ctx, o.Store, u, bases, baseRef(cfg, u.app)); err != nil {
+				u.out.Err = err
+			}
+		}
+	}
 	var toBuild []*buildUnit
 	for i, u := range units {
 		switch {
@@ -563,8 +570,7 @@ type baseEntry struct {
 // local bases (scratch, oci-layout:, tarball:) are looked for: reading a
 // registry base's layers would download what publishing never needs.
 func (e *baseEntry) missing(ref, prog string) (string, error) {
-	local := ref == image.ScratchRef || strings.HasPrefix(ref, image.OCILayoutPrefix) || strings.HasPrefix(ref, image.TarballPrefix)
-	if !local || prog == "" || strings.Contains(prog, "/") {
+	if !isLocalBase(ref) || prog == "" || strings.Contains(prog, "/") {
 		return "", nil
 	}
 	e.mu.Lock()
@@ -615,4 +621,32 @@ func (b *baseCache) get(ctx context.Context, ref string) (*baseEntry, error) {
 		return nil, e.err
 	}
 	return e, nil
+}
+
+// checkReused records, for an image found up to date, whether its base
+// lacks the entrypoint's program (as pack does for a new one), so that a
+// container runtime refuses it before starting anything.
+func checkReused(ctx context.Context, store ImageStore, u *buildUnit, bases *baseCache, ref string) error {
+	u.out.Base = ref
+	if !isLocalBase(ref) {
+		return nil
+	}
+	be, err := bases.get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	img, err := store.Image(ctx, u.repo.Tag("fp-"+u.fp))
+	if err != nil {
+		return fmt.Errorf("%s/%s: reading the image: %w", u.store.ID, u.app.ID, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil || len(cf.Config.Entrypoint) == 0 {
+		return err
+	}
+	u.out.MissingInterpreter, err = be.missing(ref, cf.Config.Entrypoint[0])
+	return err
+}
+
+func isLocalBase(ref string) bool {
+	return ref == image.ScratchRef || strings.HasPrefix(ref, image.OCILayoutPrefix) || strings.HasPrefix(ref, image.TarballPrefix)
 }

@@ -77,6 +77,11 @@ func TestCachedRebuildIsByteIdentical(t *testing.T) {
 	if warm.UpToDate || warm.Phases[0].Name != "node_modules from cache" {
 		t.Fatalf("warm rebuild phases %+v (up to date %v)", warm.Phases, warm.UpToDate)
 	}
+	// Up to date: nothing is built, and the interpreter check still holds
+	// (scratch has no node: a container runtime must refuse it).
+	if again := buildIn(t, dir, warmState); !again.UpToDate || again.MissingInterpreter != "node" || warm.MissingInterpreter != "node" {
+		t.Errorf("up to date %v, missing interpreter %q (built: %q)", again.UpToDate, again.MissingInterpreter, warm.MissingInterpreter)
+	}
 	os.RemoveAll(filepath.Join(dir, ".out"))
 	cold := buildIn(t, dir, t.TempDir())
 	if !strings.HasPrefix(cold.Phases[0].Name, "npm ci") {

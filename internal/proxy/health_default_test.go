@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,5 +36,18 @@ func TestGateMaxStatus(t *testing.T) {
 	srv.Close()
 	if err := gate(context.Background(), "s", []string{addr}, lenient.withDefaults()); err == nil {
 		t.Errorf("gate passed with nothing listening")
+	}
+}
+
+// The check crosses the API and the router's state file as JSON: the
+// default check's leniency must survive it.
+func TestHealthCheckJSONKeepsMaxStatus(t *testing.T) {
+	b, err := json.Marshal(HealthCheck{Path: "/", MaxStatus: 500, Interval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h HealthCheck
+	if err := json.Unmarshal(b, &h); err != nil || h.MaxStatus != 500 || h.Interval != time.Second {
+		t.Errorf("round trip of %s: %+v %v", b, h, err)
 	}
 }

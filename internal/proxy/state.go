@@ -35,6 +35,7 @@ func (h HealthCheck) MarshalJSON() ([]byte, error) {
 	return json.Marshal(healthJSON{
 		Path: h.Path, Host: h.Host,
 		Interval: durString(h.Interval), Timeout: durString(h.Timeout), Deadline: durString(h.Deadline),
+		MaxStatus: h.MaxStatus,
 	})
 }
 
@@ -44,7 +45,7 @@ func (h *HealthCheck) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	out := HealthCheck{Path: j.Path, Host: j.Host}
+	out := HealthCheck{Path: j.Path, Host: j.Host, MaxStatus: j.MaxStatus}
 	for _, f := range []struct {
 		s string
 		d *time.Duration
@@ -68,6 +69,8 @@ type healthJSON struct {
 	Interval string `json:"interval,omitempty"`
 	Timeout  string `json:"timeout,omitempty"`
 	Deadline string `json:"deadline,omitempty"`
+	// MaxStatus is HealthCheck.MaxStatus (the default check's leniency).
+	MaxStatus int `json:"maxStatus,omitempty"`
 }
 
 func durString(d time.Duration) string {
