@@ -14,6 +14,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/state"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
@@ -65,7 +66,7 @@ func (h *harness) buildDeploy(dir string) (*pipelineRelease, []pipeline.Event) {
 	if err != nil || res.Failed() {
 		h.t.Fatalf("build: %v %+v", err, res)
 	}
-	req, err := pipeline.NewDeployRequest(cfg, "us", res.Images, pipeline.RequestOptions{Commit: res.Revision.Commit, Kind: "build+deploy"})
+	req, err := pipeline.NewDeployRequest(cfg, "us", res.Images, pipeline.RequestOptions{Commit: res.Revision.Commit, Kind: state.KindBuildDeploy})
 	if err != nil {
 		h.t.Fatal(err)
 	}
