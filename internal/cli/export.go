@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver/docker"
 	"github.com/slipway-dev/slipway/internal/export"
@@ -186,12 +187,8 @@ func writeExport(g *globals, o *exportOptions, st export.Store, render func(expo
 		_, err := g.stdout.Write(data)
 		return err
 	}
-	tmp := o.output + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", o.output, err)
-	}
-	if err := os.Rename(tmp, o.output); err != nil {
-		return fmt.Errorf("writing %s: %w", o.output, err)
+	if err := atomicfile.WriteFile(o.output, data, 0o644); err != nil {
+		return err
 	}
 	fmt.Fprintf(g.stderr, "wrote %s: release %s of %s\n", o.output, st.Release, st.Store)
 	return nil

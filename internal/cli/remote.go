@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/server"
 )
@@ -60,25 +61,8 @@ func (l *logins) write(path string) error {
 		return fmt.Errorf("writing the login file: %w", err)
 	}
 	b, _ := json.MarshalIndent(l, "", "  ")
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".login-*.json")
-	if err != nil {
-		return fmt.Errorf("writing the login file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	// CreateTemp makes the file 0600: the token never exists with wider permissions.
-	if _, err := tmp.Write(b); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("writing the login file %s: %w", path, err)
-	}
-	return nil
+	// 0600 from the first byte: the token never exists with wider permissions.
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // remoteTarget returns the server URL and token a command should use, or "" for the local socket:

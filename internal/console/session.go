@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 	"github.com/slipway-dev/slipway/internal/auth"
 )
 
@@ -40,19 +41,7 @@ func SetPassword(dataDir, password string) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dataDir, ".console-passwd-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(h, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), PasswordFile(dataDir))
+	return atomicfile.WriteFile(PasswordFile(dataDir), append(h, '\n'), 0o600)
 }
 
 // bcryptCost is the work factor of stored hashes (tests lower it).

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 )
 
 // stateVersion is the version of the state file format this code writes.
@@ -117,43 +119,13 @@ func (r *Router) saveChangesLocked(changes map[string]*serviceState) error {
 }
 
 // writeFileAtomic replaces path with data so that a reader or a crash sees
-// either the old file or the new one, never a mix.
+// either the old file or the new one, never a mix. Private: the router's
+// state lives in serve's 0700 state dir, files 0600.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	// Private: the router's state lives in serve's 0700 state dir, files 0600.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Make the rename itself durable.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // load restores the state file, if there is one.

@@ -17,6 +17,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slipway-dev/slipway/internal/atomicfile"
 )
 
 // RefNameAnnotation names an image in a layout's index.json. Layout stores
@@ -286,29 +288,9 @@ func (l *Layout) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser, er
 	return os.Rename(tmp.Name(), final)
 }
 
-// writeAtomic replaces path with data: temp file in the same directory,
-// fsync, rename.
+// writeAtomic replaces path with data (0644: the layout is read by docker pull's server).
 func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // lock takes the in-process mutex and an exclusive lock on DIR/.lock.
