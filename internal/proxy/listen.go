@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -192,6 +193,11 @@ type limitedConn struct {
 }
 
 func (c *limitedConn) Write(p []byte) (int, error) {
+	c.moveDeadline()
+	return c.Conn.Write(p)
+}
+
+func (c *limitedConn) moveDeadline() {
 	if s := c.l.stall; s > 0 {
 		now := time.Now()
 		if now.UnixNano()-c.lastDeadline.Load() > int64(s/4) {
@@ -199,8 +205,36 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 			c.Conn.SetWriteDeadline(now.Add(s))
 		}
 	}
-	return c.Conn.Write(p)
 }
+
+// ReadFrom keeps sendfile/splice for plain-HTTP file answers (static
+// sites): net/http uses it when the connection offers it. It copies in
+// 1 MiB slices (sendfile still applies to a LimitedReader of a file) and
+// moves the stall deadline before each, so a slow but moving client
+// gets a big file and a stalled one is still cut.
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := c.Conn.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{c}, r)
+	}
+	const slice = 1 << 20
+	var total int64
+	for {
+		if s := c.l.stall; s > 0 {
+			now := time.Now()
+			c.lastDeadline.Store(now.UnixNano())
+			c.Conn.SetWriteDeadline(now.Add(s))
+		}
+		n, err := rf.ReadFrom(io.LimitReader(r, slice))
+		total += n
+		if err != nil || n < slice {
+			return total, err
+		}
+	}
+}
+
+// writerOnly hides ReadFrom so io.Copy does not call it back.
+type writerOnly struct{ io.Writer }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,26 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLimitedConnServesBigFilesWhole(t *testing.T) {
+	// net/http hands files to the connection's ReadFrom (sendfile); the
+	// limiter copies them in slices, moving the stall deadline each time.
+	path := t.TempDir() + "/big.bin"
+	data := []byte(strings.Repeat("0123456789abcdef", 3<<16)) // 3 MiB
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serveHardened(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) }),
+		Limits{WriteStallTimeout: 2 * time.Second})
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(b) != len(data) {
+		t.Fatalf("got %d of %d bytes: %v", len(b), len(data), err)
 	}
 }
