@@ -519,6 +519,11 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	}
 	labels := image.Labels(image.LabelInfo{Project: cfg.Project, Store: u.store.ID, App: u.app.ID, Revision: rev.Commit, Source: rev.Source, Created: created})
 	labels[LabelFingerprint] = u.fp
+	missing, err := base.missing(baseRef(cfg, u.app), entry[0])
+	if err != nil {
+		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, entry[0], err)
+	}
+	maps.Copy(labels, metaLabels(u, baseRef(cfg, u.app), missing))
 	spec := image.Spec{Base: base.img, Dir: prod.Dir, WorkDir: workDir(cfg, u.app), Entrypoint: entry,
 		Env: map[string]string{"NODE_ENV": "production"}, ExposedPort: u.app.Port, Labels: labels, Created: created}
 	if _, err := os.Stat(filepath.Join(prod.Dir, build.EntrypointCallback)); err == nil {

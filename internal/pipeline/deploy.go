@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"io"
 	"log/slog"
 	"maps"
@@ -147,7 +148,10 @@ type Deployer struct {
 	supervised map[string]*supervised     // instances this process started, by id, for restarts
 	watched    map[string]bool            // instances whose exit a goroutine waits for
 	procs      map[string]*supervisedProc // non-web process instances, by id, for restarts
-	schedules  map[string][]*scheduled    // per store, bound to its live release
+	// ReadImage, when set, reads an app's image so that its build metadata
+	// labels (process types, interpreter check) apply to every deploy.
+	ReadImage func(ctx context.Context, a AppDeploy) (v1.Image, error)
+	schedules map[string][]*scheduled // per store, bound to its live release
 }
 
 // ErrDeployFailed marks a deploy that did not go live.
@@ -178,6 +182,10 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	}
 	if len(req.Apps) == 0 {
 		return nil, fmt.Errorf("deploying %s: no apps", req.Store)
+	}
+	if err := d.loadImageMeta(ctx, &req); err != nil {
+		say("", "FAILED: %v", err)
+		return nil, err
 	}
 	if err := d.checkInterpreters(req); err != nil {
 		say("", "FAILED: %v", err)

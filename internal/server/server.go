@@ -202,6 +202,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.Deployer = &pipeline.Deployer{Driver: s.Driver, Router: s.Router, State: s.State, DataDir: o.DataDir, LayoutDir: s.Images.Dir(), Secrets: s.storedSecrets, Log: s.log, MinFree: o.MinFreeBytes}
 	s.Deployer.Unpacker = s.staticUnpacker()
+	s.Deployer.ReadImage = s.readImage
 	if err := s.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering: %w", err)
 	}
