@@ -26,6 +26,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/gitfs"
 	"github.com/slipway-dev/slipway/internal/image"
+	"github.com/slipway-dev/slipway/internal/imageref"
 	"github.com/slipway-dev/slipway/internal/registry"
 )
 
@@ -77,7 +78,11 @@ func (s LayoutStore) Host() string { return LayoutHost }
 
 // DriverRef implements ImageStore.
 func (s LayoutStore) DriverRef(d name.Digest) string {
-	return "oci-layout:" + s.Dir() + "@" + d.DigestStr()
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return d.String() // a name.Digest always holds a valid digest
+	}
+	return imageref.InLayout(s.Dir(), h).String()
 }
 
 var (

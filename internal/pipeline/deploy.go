@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/imageref"
 	"github.com/slipway-dev/slipway/internal/proxy"
 	"github.com/slipway-dev/slipway/internal/redact"
 	"github.com/slipway-dev/slipway/internal/state"
@@ -399,7 +400,7 @@ func DriverRef(layoutDir string, im state.Image) (string, error) {
 		return "", fmt.Errorf("image %s: %w", im.Ref, err)
 	}
 	if ref.Context().RegistryStr() == LayoutHost {
-		return "oci-layout:" + layoutDir + "@" + im.Digest, nil
+		return imageref.LayoutString(layoutDir, im.Digest)
 	}
 	return ref.Context().Digest(im.Digest).String(), nil
 }

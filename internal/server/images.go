@@ -5,8 +5,10 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-dev/slipway/internal/api"
+	"github.com/slipway-dev/slipway/internal/imageref"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/registry"
 )
@@ -35,11 +37,18 @@ func (s *Server) resolveImage(ctx context.Context, field string, im api.ImageRef
 		digest = d.DigestStr()
 	}
 	out := pipeline.BuiltImage{Store: im.Store, App: im.App, Ref: ref.String(), Digest: digest}
-	if ref.Context().RegistryStr() == api.LayoutHost {
-		out.DriverRef = "oci-layout:" + s.Images.Dir() + "@" + digest
-	} else {
-		out.DriverRef = ref.Context().Digest(digest).String()
+	// One typed reference for what the runtime runs, printed one way.
+	var run imageref.Ref
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return pipeline.BuiltImage{}, api.Fieldf(field+".digest", "%v", err)
 	}
+	if ref.Context().RegistryStr() == api.LayoutHost {
+		run = imageref.InLayout(s.Images.Dir(), h)
+	} else {
+		run = imageref.Ref{Repo: ref.Context(), Digest: h}
+	}
+	out.DriverRef = run.String()
 	return out, nil
 }
 

@@ -23,11 +23,12 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/imageref"
 )
 
 // LayoutPrefix starts an Image.Ref that names an image in an OCI layout
 // directory: "oci-layout:DIR@sha256:…".
-const LayoutPrefix = "oci-layout:"
+const LayoutPrefix = imageref.LayoutPrefix
 
 // imageRef is a parsed driver.Image.Ref.
 type imageRef struct {
@@ -37,26 +38,14 @@ type imageRef struct {
 }
 
 func parseImageRef(s string) (imageRef, error) {
-	if rest, ok := strings.CutPrefix(s, LayoutPrefix); ok {
-		i := strings.LastIndex(rest, "@")
-		if i <= 0 {
-			return imageRef{}, fmt.Errorf("image %q: want %sDIR@sha256:…", s, LayoutPrefix)
-		}
-		h, err := v1.NewHash(rest[i+1:])
-		if err != nil {
-			return imageRef{}, fmt.Errorf("image %q: %w", s, err)
-		}
-		return imageRef{layoutDir: rest[:i], digest: h}, nil
-	}
-	d, err := name.NewDigest(s)
+	r, err := imageref.Parse(s)
 	if err != nil {
-		return imageRef{}, fmt.Errorf("image %q: want a digest reference (host/repo@sha256:…): %w", s, err)
+		return imageRef{}, err
 	}
-	h, err := v1.NewHash(d.DigestStr())
-	if err != nil {
-		return imageRef{}, fmt.Errorf("image %q: %w", s, err)
+	if r.IsLayout() {
+		return imageRef{layoutDir: r.Layout, digest: r.Digest}, nil
 	}
-	return imageRef{ref: d, digest: h}, nil
+	return imageRef{ref: r.Name(), digest: r.Digest}, nil
 }
 
 // OwnedTag is the local tag a driver with image repository repo (see

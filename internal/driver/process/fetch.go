@@ -5,24 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/slipway-dev/slipway/internal/regpolicy"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/imageref"
 )
-
-// layoutPrefix starts a reference into an OCI image layout directory.
-const layoutPrefix = "oci-layout:"
 
 // unpacked is an image ready to run: its root filesystem on disk and its config.
 type unpacked struct {
@@ -161,38 +154,9 @@ func (d *Driver) unpackTo(ctx context.Context, img v1.Image, dir string) error {
 // fetch opens the image a reference names: in an OCI layout directory, or in
 // a registry (by digest; plain HTTP for loopback hosts, or with Insecure).
 func (d *Driver) fetch(ctx context.Context, im driver.Image) (v1.Image, error) {
-	if rest, ok := strings.CutPrefix(im.Ref, layoutPrefix); ok {
-		i := strings.LastIndex(rest, "@")
-		if i < 0 {
-			return nil, errors.New("no @sha256: digest")
-		}
-		h, err := v1.NewHash(rest[i+1:])
-		if err != nil {
-			return nil, err
-		}
-		p, err := layout.FromPath(rest[:i])
-		if err != nil {
-			return nil, err
-		}
-		return p.Image(h)
-	}
-	var nopts []name.Option
-	if im.Insecure || regpolicy.IsLoopback(im.Ref) {
-		nopts = append(nopts, name.Insecure)
-	}
-	ref, err := name.NewDigest(im.Ref, nopts...)
+	ref, err := imageref.Parse(im.Ref)
 	if err != nil {
 		return nil, err
 	}
-	ropts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(d.o.keychain),
-		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
-	}
-	inner := d.o.transport
-	if inner == nil {
-		inner = remote.DefaultTransport
-	}
-	ropts = append(ropts, remote.WithTransport(regpolicy.Transport(inner, im.Insecure)))
-	return remote.Image(ref, ropts...)
+	return ref.Image(ctx, imageref.FetchOptions{Insecure: im.Insecure, Keychain: d.o.keychain, Transport: d.o.transport})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/driver/drivertest"
 	"github.com/slipway-dev/slipway/internal/driver/testapp"
 	"github.com/slipway-dev/slipway/internal/image"
+	"github.com/slipway-dev/slipway/internal/imageref"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
@@ -50,7 +51,7 @@ func (s *layoutStore) publish(t testing.TB, img v1.Image) driver.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return driver.Image{Ref: layoutPrefix + s.l.Dir() + "@" + d.DigestStr()}
+	return driver.Image{Ref: imageref.LayoutPrefix + s.l.Dir() + "@" + d.DigestStr()}
 }
 
 func newDriver(t testing.TB, dir string, opts ...Option) *Driver {
