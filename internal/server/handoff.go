@@ -71,8 +71,13 @@ func (s *Server) announceReady() {
 	}
 }
 
-// upgradeSignals are the signals that re-execute serve's binary on the same sockets.
-func upgradeSignals() (<-chan os.Signal, func()) {
+// upgradeSignals are the signals that re-execute serve's binary on the same
+// sockets; only `slipway serve` (which passes Listeners) asks for them, so a
+// SIGHUP still ends `slipway up` with its terminal.
+func upgradeSignals(on bool) (<-chan os.Signal, func()) {
+	if !on {
+		return nil, func() {}
+	}
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGHUP, syscall.SIGUSR2)
 	return c, func() { signal.Stop(c) }

@@ -405,7 +405,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Unlock()
 		shutdownAll(ctx, extra...)
 	}
-	upgrade, stopSignals := upgradeSignals()
+	upgrade, stopSignals := upgradeSignals(s.o.Listeners != nil)
 	defer stopSignals()
 	var err error
 wait:
