@@ -170,3 +170,35 @@ func TestLimitedConnServesBigFilesWhole(t *testing.T) {
 		t.Fatalf("got %d of %d bytes: %v", len(b), len(data), err)
 	}
 }
+
+func TestWriteStallCutsAClientThatStopsReading(t *testing.T) {
+	cut := make(chan time.Duration, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		start := time.Now()
+		for time.Since(start) < 10*time.Second {
+			if _, err := w.Write(chunk); err != nil {
+				cut <- time.Since(start)
+				return
+			}
+		}
+		cut <- -1
+	})
+	addr, _ := serveHardened(t, h, Limits{WriteStallTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4 << 10)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case d := <-cut:
+		if d < 0 {
+			t.Fatal("a client that never reads was not cut in 10s")
+		}
+		t.Logf("cut after %s", d)
+	case <-time.After(15 * time.Second):
+		t.Fatal("handler still writing after 15s")
+	}
+}
