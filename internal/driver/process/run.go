@@ -43,6 +43,7 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	// where there is one, so that all of it is killed, setsid or not.
 	marker := newID()
 	procs := newTree(marker)
+	defer procs.release()
 	own := map[string]string{"HOST": "127.0.0.1", runMarker: marker}
 	if data != "" {
 		own["SLIPWAY_DATA_DIR"] = data

@@ -234,7 +234,26 @@ func killCgroup(dir string) {
 			}
 		}
 	}
-	os.Remove(dir) // a cgroup dir is removed with rmdir once empty
+	removeCgroup(dir)
+}
+
+// removeCgroup removes an emptied cgroup dir. rmdir answers EBUSY until the
+// kernel has finished tearing down the killed tasks, so it is retried briefly.
+func removeCgroup(dir string) {
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := os.Remove(dir)
+		if err == nil || os.IsNotExist(err) || time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// release removes the hook's cgroup when Run returns, on every path (a hook
+// that failed to start never reaches kill).
+func (t *tree) release() {
+	if t.cgroup != "" {
+		removeCgroup(t.cgroup)
+	}
 }
 
 // killMarked kills root's descendants and every process whose environment

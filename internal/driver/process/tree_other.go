@@ -13,3 +13,4 @@ type tree struct {
 func newTree(marker string) *tree   { return &tree{} }
 func (t *tree) track(pid int) error { t.root = pid; return nil }
 func (t *tree) kill()               {}
+func (t *tree) release()            {}
