@@ -60,7 +60,7 @@ func upAndCheck(t *testing.T, p *project, extraEnv []string, args ...string) {
 	t.Helper()
 	addr := freeAddr(t)
 	up := p.start(realEnv(extraEnv...), append([]string{"up", "-C", p.dir, "--http", addr}, args...)...)
-	up.waitOutput(t, false, regexp.MustCompile(`serving on http://\S+`), 8*time.Minute)
+	up.waitOutput(t, false, regexp.MustCompile(`serving on http://\S+`), 15*time.Minute)
 	t.Logf("slipway up %v served in %s", args, time.Since(up.started).Round(time.Second))
 	for store, header := range realStores {
 		base := "http://" + store + ".localhost:" + strings.Split(addr, ":")[1]
