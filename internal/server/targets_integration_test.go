@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/driver/testapp"
@@ -42,6 +43,7 @@ func TestStoresLandOnTheirRegionsTarget(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: io.Discard, StopOnExit: true,
+		Limits: api.Limits{Registries: []string{reg.Addr}},
 		Targets: map[string]*config.Target{
 			"us-east-1":  {Driver: config.DriverSwarm, Docker: testenv.DockerHost()},
 			"eu-west-1":  {Driver: config.DriverDocker, Docker: testenv.DockerHost()},
