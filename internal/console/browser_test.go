@@ -136,7 +136,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
-	tctx, cancelT := context.WithTimeout(bctx, 30*time.Second)
+	tctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
 	defer cancelT()
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
