@@ -87,17 +87,13 @@ func startLoad(routerAddr, store string, limit time.Duration) (stop func() *load
 	return func() *loadResult { cancel(); <-done; return res }
 }
 
-// checkLoad: no connection may be refused (the sockets never close), and the
-// load must have run. Requests that failed on an accepted connection are
-// reported; a few EOFs at the instant the old serve stops were seen on a loaded
-// 2-core machine (about 1 in 1,200, in some runs): they fail the test only past
-// 1%, so that CI is not flaky, while the heal notes track the bug.
+// checkLoad: no connection refused, no request failed, and the load ran.
+// (A request net/http reads after Shutdown began is dropped unanswered: serve
+// stops accepting and waits a moment before it shuts a server down.)
 func checkLoad(t *testing.T, what string, res *loadResult) {
 	t.Helper()
-	if res.refused.Load() != 0 || res.ok.Load() < loadRate*3 || res.failed.Load()*100 > res.sent.Load() {
-		t.Errorf("%s under %d req/s: %s; want 0 refused and (at most 1%%) 0 failed", what, loadRate, res)
-	} else if res.failed.Load() > 0 {
-		t.Logf("WARNING: %s under %d req/s: %d request(s) failed on accepted connections: %v", what, loadRate, res.failed.Load(), res.firstErrs)
+	if res.refused.Load() != 0 || res.failed.Load() != 0 || res.ok.Load() < loadRate*3 {
+		t.Errorf("%s under %d req/s: %s; want 0 refused, 0 failed", what, loadRate, res)
 	}
 }
 

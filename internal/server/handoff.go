@@ -114,6 +114,27 @@ func (s *Server) handOff(stopControl func(context.Context)) bool {
 	return true
 }
 
+// quiesceGrace lets connections accepted just before the listeners closed
+// send their request: net/http drops, unanswered, a request it reads after
+// Shutdown began (the client sees EOF), so stop accepting first, wait, then
+// shut down.
+const quiesceGrace = 300 * time.Millisecond
+
+// quiesce stops accepting on lns (this process's copies: a socket handed to
+// another serve, or held by systemd, stays open there) and waits a moment.
+func quiesce(lns ...net.Listener) {
+	closed := false
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+			closed = true
+		}
+	}
+	if closed {
+		time.Sleep(quiesceGrace)
+	}
+}
+
 // shutdownAll stops servers gracefully within ctx, then closes what is left.
 func shutdownAll(ctx context.Context, srvs ...*http.Server) {
 	for _, srv := range srvs {

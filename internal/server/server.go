@@ -403,6 +403,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Lock()
 		extra := append([]*http.Server{api}, s.extra...)
 		s.mu.Unlock()
+		quiesce(s.apiLn, s.remoteLn, s.regLn)
 		shutdownAll(ctx, extra...)
 	}
 	upgrade, stopSignals := upgradeSignals(s.o.Listeners != nil)
@@ -427,6 +428,7 @@ wait:
 		stopControl(shctx)
 	}
 	// In-flight requests finish; with a hand-off the new serve already accepts.
+	quiesce(s.httpLn, s.httpsLn)
 	stopRouter(shctx)
 	if s.o.StopOnExit && !s.handedOff {
 		s.stopEverything(shctx)
