@@ -171,7 +171,7 @@ func TestFastGateAndIdleDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took > 600*time.Millisecond {
+	if took > 900*time.Millisecond {
 		t.Errorf("deploy took %s with a 1s interval: the gate waited the interval after its first failure, or the drain waited", took)
 	}
 	if res.DrainTook > 200*time.Millisecond {
