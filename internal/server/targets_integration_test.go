@@ -43,6 +43,7 @@ func TestStoresLandOnTheirRegionsTarget(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: io.Discard, StopOnExit: true,
+		// serve deploys only from registries it is told about (serve --allow-registry).
 		Limits: api.Limits{Registries: []string{reg.Addr}},
 		Targets: map[string]*config.Target{
 			"us-east-1":  {Driver: config.DriverSwarm, Docker: testenv.DockerHost()},
