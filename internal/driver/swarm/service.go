@@ -333,7 +333,7 @@ func (d *Driver) awaitStopped(ctx context.Context, svc swarm.Service, tasks []sw
 	for _, t := range tasks {
 		for {
 			tr, err := d.cli.TaskInspect(ctx, t.ID, client.TaskInspectOptions{})
-			if isNotFound(err) || err == nil && terminal(tr.Task.Status.State) {
+			if isNotFound(err) || err == nil && (terminal(tr.Task.Status.State) || d.localExited(ctx, tr.Task)) {
 				break
 			}
 			if err != nil && ctx.Err() != nil {
@@ -350,6 +350,34 @@ func (d *Driver) awaitStopped(ctx context.Context, svc swarm.Service, tasks []sw
 		}
 	}
 	return nil
+}
+
+// localExited reports whether a task's container runs on the engine this
+// driver talks to and has exited. The node reports a task's end to the manager
+// a second or more after its container is gone; on the manager's own node the
+// container says so at once, so a graceful exit is seen without that lag.
+func (d *Driver) localExited(ctx context.Context, t swarm.Task) bool {
+	cs := t.Status.ContainerStatus
+	if cs == nil || cs.ContainerID == "" || t.NodeID == "" || t.NodeID != d.localNodeID(ctx) {
+		return false
+	}
+	res, err := d.cli.ContainerInspect(ctx, cs.ContainerID, client.ContainerInspectOptions{})
+	if isNotFound(err) {
+		return true // on this node, and removed already
+	}
+	return err == nil && res.Container.State != nil && !res.Container.State.Running && !res.Container.State.Restarting
+}
+
+// localNodeID is the swarm node id of the engine this driver talks to, "" if unknown.
+func (d *Driver) localNodeID(ctx context.Context) string {
+	d.nodeMu.Lock()
+	defer d.nodeMu.Unlock()
+	if d.selfNode == "" {
+		if info, err := d.cli.Info(ctx, client.InfoOptions{}); err == nil {
+			d.selfNode = info.Info.Swarm.NodeID
+		}
+	}
+	return d.selfNode
 }
 
 // terminal reports whether a task state is final (its container is gone or stopped).

@@ -84,6 +84,7 @@ type Driver struct {
 
 	nodeMu    sync.Mutex
 	nodeAddrs map[string]string // node id -> address
+	selfNode  string            // the engine's own node id, once known
 
 	portMu    sync.Mutex
 	hostPorts map[int]bool
