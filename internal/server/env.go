@@ -80,37 +80,14 @@ func (s *Server) mountEnv(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, EnvResponse{Store: store, Env: env})
 	})
 	route(mux, "POST /v1/stores/{store}/env", auth.ScopeDeploy, func(w http.ResponseWriter, r *http.Request) {
-		store := r.PathValue("store")
-		if !storeIDRe.MatchString(store) {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("%q is not a store id", store))
-			return
-		}
 		var ch EnvChange
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ch); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("decoding the env change: %w", err))
+		store, kv, ok := decodeStoreChange(w, r, "env", &ch)
+		if !ok {
 			return
 		}
-		kv, err := ch.validate()
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-		envMu.Lock()
-		defer envMu.Unlock()
-		before, err := s.State.Env(r.Context(), store)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, fmt.Errorf("reading the env of %s: %w", store, err))
-			return
-		}
-		if err := s.State.SetEnv(r.Context(), store, kv); err != nil {
-			writeError(w, http.StatusInternalServerError, fmt.Errorf("writing the env of %s: %w", store, err))
-			return
-		}
-		after, err := s.State.Env(r.Context(), store)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, fmt.Errorf("reading the env of %s: %w", store, err))
+		rw := storeRW[map[string]string]{what: "env", read: "reading", get: s.State.Env, set: s.State.SetEnv}
+		before, after, ok := rw.apply(w, r, store, kv)
+		if !ok {
 			return
 		}
 		resp := EnvResponse{Store: store, Env: after}

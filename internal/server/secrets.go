@@ -56,38 +56,14 @@ func (s *Server) mountSecrets(mux *http.ServeMux) {
 }
 
 func (s *Server) handleSecretsChange(w http.ResponseWriter, r *http.Request) {
-	store := r.PathValue("store")
-	if !storeIDRe.MatchString(store) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("%q is not a store id", store))
-		return
-	}
 	var ch SecretsChange
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ch); err != nil {
-		// The decoder's message can quote the body: keep it out of the answer.
-		writeError(w, http.StatusBadRequest, errors.New("decoding the secrets change: not a JSON object of set and unset"))
+	store, kv, ok := decodeStoreChange(w, r, "secrets", &ch)
+	if !ok {
 		return
 	}
-	kv, err := ch.validate()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	envMu.Lock()
-	defer envMu.Unlock()
-	before, err := s.State.SecretNames(r.Context(), store)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("listing the secrets of %s: %w", store, err))
-		return
-	}
-	if err := s.State.SetSecrets(r.Context(), store, kv); err != nil {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("writing the secrets of %s: %w", store, err))
-		return
-	}
-	after, err := s.State.SecretNames(r.Context(), store)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("listing the secrets of %s: %w", store, err))
+	rw := storeRW[[]state.SecretName]{what: "secrets", read: "listing", get: s.State.SecretNames, set: s.State.SetSecrets}
+	before, after, ok := rw.apply(w, r, store, kv)
+	if !ok {
 		return
 	}
 	resp := SecretsResponse{Store: store, Secrets: after, Set: slices.Sorted(maps.Keys(ch.Set))}
