@@ -117,24 +117,13 @@ func newEnvUnsetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			changed := false
-			for _, id := range ids {
+			return unsetEach(g, ids, "%s: %s was not set with slipway env set; nothing to remove\n", func(id string) (removed, notSet []string, err error) {
 				r, err := c.ChangeEnv(cmd.Context(), id, server.EnvChange{Unset: keys})
 				if err != nil {
-					return fmt.Errorf("unsetting the env of %s: %w", id, err)
+					return nil, nil, fmt.Errorf("unsetting the env of %s: %w", id, err)
 				}
-				if len(r.Removed) > 0 {
-					changed = true
-					fmt.Fprintf(g.stdout, "%s: unset %s\n", id, strings.Join(r.Removed, ", "))
-				}
-				for _, k := range r.NotSet {
-					fmt.Fprintf(g.stderr, "%s: %s was not set with slipway env set; nothing to remove\n", id, k)
-				}
-			}
-			if changed {
-				applyHint(g.stderr, ids)
-			}
-			return nil
+				return r.Removed, r.NotSet, nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.storeIDs, "store-id", nil, "store to change (repeatable)")
@@ -221,6 +210,31 @@ func secretOwner(cfg *config.Config, id, name string) string {
 		}
 	}
 	return ""
+}
+
+// unsetEach runs unset for each store in turn, stopping at its first error,
+// and prints what each removed (stdout) and each key that had no value
+// (stderr, by notSetFormat with the store and key); if anything was removed
+// it ends with the apply hint.
+func unsetEach(g *globals, ids []string, notSetFormat string, unset func(id string) (removed, notSet []string, err error)) error {
+	changed := false
+	for _, id := range ids {
+		removed, notSet, err := unset(id)
+		if err != nil {
+			return err
+		}
+		if len(removed) > 0 {
+			changed = true
+			fmt.Fprintf(g.stdout, "%s: unset %s\n", id, strings.Join(removed, ", "))
+		}
+		for _, k := range notSet {
+			fmt.Fprintf(g.stderr, notSetFormat, id, k)
+		}
+	}
+	if changed {
+		applyHint(g.stderr, ids)
+	}
+	return nil
 }
 
 func applyHint(w io.Writer, ids []string) {

@@ -204,24 +204,13 @@ func newSecretsUnsetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			changed := false
-			for _, id := range ids {
+			return unsetEach(g, ids, "%s: %s is not a stored secret; nothing to remove\n", func(id string) (removed, notSet []string, err error) {
 				r, err := c.ChangeSecrets(cmd.Context(), id, server.SecretsChange{Unset: slices.Compact(slices.Sorted(slices.Values(args)))})
 				if err != nil {
-					return fmt.Errorf("unsetting the secrets of %s: %w", id, err)
+					return nil, nil, fmt.Errorf("unsetting the secrets of %s: %w", id, err)
 				}
-				if len(r.Removed) > 0 {
-					changed = true
-					fmt.Fprintf(g.stdout, "%s: unset %s\n", id, strings.Join(r.Removed, ", "))
-				}
-				for _, k := range r.NotSet {
-					fmt.Fprintf(g.stderr, "%s: %s is not a stored secret; nothing to remove\n", id, k)
-				}
-			}
-			if changed {
-				applyHint(g.stderr, ids)
-			}
-			return nil
+				return r.Removed, r.NotSet, nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.storeIDs, "store-id", nil, "store to change (repeatable)")
