@@ -155,6 +155,24 @@ func ManagedLabels(project, store, app, release, role string) map[string]string 
 	}
 }
 
+// WithManaged returns a driver's own labels (base), labels over them,
+// LabelManaged, and LabelRole set to role (always when force, else only
+// when labels lack one).
+func WithManaged(base, labels map[string]string, role string, force bool) map[string]string {
+	out := make(map[string]string, len(base)+len(labels)+2)
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range labels {
+		out[k] = v
+	}
+	out[LabelManaged] = "true"
+	if force || out[LabelRole] == "" {
+		out[LabelRole] = role
+	}
+	return out
+}
+
 // Matches reports whether labels include every key/value of match.
 func Matches(labels, match map[string]string) bool {
 	for k, v := range match {

@@ -90,7 +90,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		cfg := &container.Config{
 			Image:       imageID,
 			Env:         envList(env),
-			Labels:      d.withManaged(spec.Labels, "web", false),
+			Labels:      driver.WithManaged(d.opts.labels, spec.Labels, "web", false),
 			StopTimeout: &stopSecs,
 		}
 		hc := &container.HostConfig{
@@ -348,24 +348,6 @@ func toInstance(c container.InspectResponse) driver.Instance {
 		break
 	}
 	return inst
-}
-
-// withManaged returns the driver's labels (WithLabels), labels over them,
-// LabelManaged, and LabelRole set to role (always when force, else only
-// when labels lack one).
-func (d *Driver) withManaged(labels map[string]string, role string, force bool) map[string]string {
-	out := make(map[string]string, len(d.opts.labels)+len(labels)+2)
-	for k, v := range d.opts.labels {
-		out[k] = v
-	}
-	for k, v := range labels {
-		out[k] = v
-	}
-	out[driver.LabelManaged] = "true"
-	if force || out[driver.LabelRole] == "" {
-		out[driver.LabelRole] = role
-	}
-	return out
 }
 
 func copyEnv(env map[string]string) map[string]string {

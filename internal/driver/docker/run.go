@@ -47,7 +47,7 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	cfg := &container.Config{
 		Image:  imageID,
 		Env:    envList(env),
-		Labels: d.withManaged(spec.Labels, "hook", true),
+		Labels: driver.WithManaged(d.opts.labels, spec.Labels, "hook", true),
 		// A non-empty Entrypoint with no Cmd: the image's Cmd is not
 		// appended. An empty one keeps the image's entrypoint and cmd.
 		Entrypoint:   argv,

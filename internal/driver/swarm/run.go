@@ -51,7 +51,7 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 	}
 	env := copyEnv(spec.Env)
 	mounts := d.dataMounts(spec.DataKey, spec.Labels, env)
-	labels := d.withManaged(spec.Labels, "hook", true)
+	labels := driver.WithManaged(d.o.labels, spec.Labels, "hook", true)
 	labels[LabelName] = spec.Name
 	sec, err := d.createEnvSecret(ctx, env, labels)
 	if err != nil {

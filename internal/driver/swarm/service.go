@@ -58,7 +58,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	env := copyEnv(spec.Env)
 	env["PORT"] = strconv.Itoa(spec.Port)
 	mounts := d.dataMounts(spec.DataKey, spec.Labels, env)
-	labels := d.withManaged(spec.Labels, "web", false)
+	labels := driver.WithManaged(d.o.labels, spec.Labels, "web", false)
 	labels[LabelName] = spec.Name
 	labels[LabelPort] = strconv.Itoa(spec.Port)
 	sec, err := d.createEnvSecret(ctx, env, labels)

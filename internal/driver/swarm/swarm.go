@@ -267,23 +267,6 @@ func serviceName(name string) string {
 
 var invalidChars = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
 
-// withManaged returns the driver's labels, labels over them, LabelManaged
-// and the role (forced when force, else only when labels lack one).
-func (d *Driver) withManaged(labels map[string]string, role string, force bool) map[string]string {
-	out := make(map[string]string, len(d.o.labels)+len(labels)+2)
-	for k, v := range d.o.labels {
-		out[k] = v
-	}
-	for k, v := range labels {
-		out[k] = v
-	}
-	out[driver.LabelManaged] = "true"
-	if force || out[driver.LabelRole] == "" {
-		out[driver.LabelRole] = role
-	}
-	return out
-}
-
 // placement is the service's placement: region, then the extra constraints.
 func (d *Driver) placement() *swarm.Placement {
 	var c []string
