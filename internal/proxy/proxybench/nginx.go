@@ -97,45 +97,7 @@ http {
 // StartNginx writes the config for upstreams in dir and starts nginx
 // listening on a free loopback port.
 func StartNginx(bin, dir string, upstreams []string) (*Nginx, error) {
-	listen, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
-	n := &Nginx{Addr: listen, dir: dir, conf: filepath.Join(dir, "nginx.conf"), listen: listen, done: make(chan struct{})}
-	if err := n.write(upstreams); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command(bin, "-t", "-q", "-c", n.conf).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("nginx -t: %v: %s", err, out)
-	}
-	n.cmd = exec.Command(bin, "-c", n.conf, "-g", "daemon off;")
-	n.cmd.Stderr = os.Stderr
-	setDeathSignal(n.cmd, syscall.SIGTERM)
-	if err := n.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting nginx: %w", err)
-	}
-	go func() {
-		n.cmd.Wait()
-		close(n.done)
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", listen, time.Second)
-		if err == nil {
-			c.Close()
-			return n, nil
-		}
-		select {
-		case <-n.done:
-			return nil, fmt.Errorf("nginx exited at start; see %s/error.log", dir)
-		default:
-		}
-		if time.Now().After(deadline) {
-			n.Stop()
-			return nil, fmt.Errorf("nginx not listening on %s after 5s", listen)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startNginx(bin, dir, func(n *Nginx) error { return n.write(upstreams) })
 }
 
 func (n *Nginx) write(upstreams []string) error {
@@ -245,12 +207,20 @@ func NginxCacheConf(dir, listen, upstream string) string {
 
 // StartNginxConf starts nginx with the config conf returns for its listen address.
 func StartNginxConf(bin, dir string, conf func(listen string) string) (*Nginx, error) {
+	return startNginx(bin, dir, func(n *Nginx) error {
+		return os.WriteFile(n.conf, []byte(conf(n.listen)), 0o644)
+	})
+}
+
+// startNginx picks a free loopback port, has writeConf write n.conf, checks
+// it with nginx -t and starts nginx, returning once it listens.
+func startNginx(bin, dir string, writeConf func(n *Nginx) error) (*Nginx, error) {
 	listen, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	n := &Nginx{Addr: listen, dir: dir, conf: filepath.Join(dir, "nginx.conf"), listen: listen, done: make(chan struct{})}
-	if err := os.WriteFile(n.conf, []byte(conf(listen)), 0o644); err != nil {
+	if err := writeConf(n); err != nil {
 		return nil, err
 	}
 	if out, err := exec.Command(bin, "-t", "-q", "-c", n.conf).CombinedOutput(); err != nil {
@@ -266,21 +236,29 @@ func StartNginxConf(bin, dir string, conf func(listen string) string) (*Nginx, e
 		n.cmd.Wait()
 		close(n.done)
 	}()
+	if err := n.waitListening(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// waitListening waits up to 5s for nginx to accept on n.listen; on timeout it stops nginx.
+func (n *Nginx) waitListening() error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", listen, time.Second)
+		c, err := net.DialTimeout("tcp", n.listen, time.Second)
 		if err == nil {
 			c.Close()
-			return n, nil
+			return nil
 		}
 		select {
 		case <-n.done:
-			return nil, fmt.Errorf("nginx exited at start; see %s/error.log", dir)
+			return fmt.Errorf("nginx exited at start; see %s/error.log", n.dir)
 		default:
 		}
 		if time.Now().After(deadline) {
 			n.Stop()
-			return nil, fmt.Errorf("nginx not listening on %s after 5s", listen)
+			return fmt.Errorf("nginx not listening on %s after 5s", n.listen)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
