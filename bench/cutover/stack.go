@@ -207,28 +207,6 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// run runs a setup command, failing with its output.
-func run(dir string, env []string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// cleanEnv is the bench's environment without SLIPWAY_* settings, which
-// would change what the CLI does (state dir, store ids, ...).
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLIPWAY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // setupStack builds the binary, prepares the repository and starts serve.
 // On error the returned run (if any) still needs cleanUp.
 func setupStack(ctx context.Context, o options) (*stackRun, error) {
@@ -243,18 +221,18 @@ func setupStack(ctx context.Context, o options) (*stackRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stackRun{dir: dir, bin: filepath.Join(dir, "slipway"), repo: filepath.Join(dir, "multistore"), env: cleanEnv(),
+	s := &stackRun{dir: dir, bin: filepath.Join(dir, "slipway"), repo: filepath.Join(dir, "multistore"), env: proxybench.EnvWithout("SLIPWAY_"),
 		log: &serveLog{addrRel: map[string]int{}, releases: map[int]bool{}, gateAt: map[int]time.Time{}, ready: make(chan string, 1)}}
 	t := time.Now()
-	if err := run(root, s.env, "go", "build", "-o", s.bin, "./cmd/slipway"); err != nil {
+	if err := proxybench.Run(root, s.env, "go", "build", "-o", s.bin, "./cmd/slipway"); err != nil {
 		return s, err
 	}
 	fmt.Printf("built %s in %s\n", s.bin, time.Since(t).Round(100*time.Millisecond))
-	if err := run(root, s.env, "cp", "-a", stackExample, s.repo); err != nil {
+	if err := proxybench.Run(root, s.env, "cp", "-a", stackExample, s.repo); err != nil {
 		return s, err
 	}
 	git := func(args ...string) error {
-		return run(s.repo, s.env, "git", append([]string{"-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false"}, args...)...)
+		return proxybench.Run(s.repo, s.env, "git", append([]string{"-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false"}, args...)...)
 	}
 	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"commit", "-q", "-m", "bench/cutover full stack"}} {
 		if err := git(args...); err != nil {

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/proxy/proxybench"
 )
 
 type options struct {
@@ -141,19 +143,19 @@ func startSlipway(ctx context.Context, dir string) (*slipway, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &slipway{bin: filepath.Join(dir, "slipway"), repo: filepath.Join(dir, "repo"), state: filepath.Join(dir, "state"), env: cleanEnv()}
-	if err := sh(root, s.env, "go", "build", "-o", s.bin, "./cmd/slipway"); err != nil {
+	s := &slipway{bin: filepath.Join(dir, "slipway"), repo: filepath.Join(dir, "repo"), state: filepath.Join(dir, "state"), env: proxybench.EnvWithout("SLIPWAY_", "KAMAL_PROXY")}
+	if err := proxybench.Run(root, s.env, "go", "build", "-o", s.bin, "./cmd/slipway"); err != nil {
 		return nil, err
 	}
 	if err := writeRepo(s.repo); err != nil {
 		return nil, err
 	}
 	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "bench"}} {
-		if err := sh(s.repo, s.env, "git", args...); err != nil {
+		if err := proxybench.Run(s.repo, s.env, "git", args...); err != nil {
 			return nil, err
 		}
 	}
-	addr, err := freeAddr()
+	addr, err := proxybench.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +230,7 @@ func startKamal(ctx context.Context, bin, dir, script string) (*kamal, error) {
 		return nil, fmt.Errorf("kamal-proxy: %w", err)
 	}
 	k := &kamal{bin: bin, sock: filepath.Join(dir, "kamal-proxy.sock"), script: script, home: filepath.Join(dir, "kamal-home"), port: 20000}
-	k.env = append(cleanEnv(), "HOME="+k.home, "KAMAL_PROXY_SOCKET="+k.sock)
+	k.env = append(proxybench.EnvWithout("SLIPWAY_", "KAMAL_PROXY"), "HOME="+k.home, "KAMAL_PROXY_SOCKET="+k.sock)
 	if err := os.MkdirAll(k.home, 0o700); err != nil {
 		return nil, err
 	}
@@ -266,7 +268,7 @@ func (k *kamal) deploy(ctx context.Context) (time.Duration, error) {
 	t := time.Now()
 	k.port++
 	be := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(k.proxy.Process.Pid)+"/ns/net", "node", k.script)
-	be.Env = append(cleanEnv(), "PORT="+strconv.Itoa(k.port), "HOST=127.0.0.1", "RELEASE="+strconv.Itoa(k.port))
+	be.Env = append(proxybench.EnvWithout("SLIPWAY_", "KAMAL_PROXY"), "PORT="+strconv.Itoa(k.port), "HOST=127.0.0.1", "RELEASE="+strconv.Itoa(k.port))
 	be.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := be.Start(); err != nil {
 		return 0, err
@@ -310,35 +312,6 @@ func moduleRoot() (string, error) {
 		return "", errors.New("run the bench inside the slipway module (go run ./bench/deployonly)")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-func sh(dir string, env []string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// cleanEnv drops SLIPWAY_* settings, which would change what the CLI does.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLIPWAY_") && !strings.HasPrefix(kv, "KAMAL_PROXY") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // stopUnder kills the process groups of instances whose working directory is

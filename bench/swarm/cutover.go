@@ -190,7 +190,7 @@ func (e *benchEnv) close() {
 
 // startRegistry runs Debian's docker-registry on loopback.
 func (e *benchEnv) startRegistry() error {
-	addr, err := freeAddr()
+	addr, err := proxybench.FreePort()
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func (e *benchEnv) buildImages(ctx context.Context, n int) error {
 	os.MkdirAll(appDir, 0o755)
 	os.MkdirAll(shDir, 0o755)
 	build := exec.Command("go", "build", "-o", filepath.Join(appDir, "testapp"), "./internal/driver/testapp/cmd/testapp")
-	build.Dir, build.Env = root, append(cleanEnv(), "CGO_ENABLED=0", "GOOS=linux")
+	build.Dir, build.Env = root, append(proxybench.EnvWithout("SLIPWAY_"), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the test app: %v: %s", err, out)
 	}

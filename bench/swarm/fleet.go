@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/proxy/proxybench"
 )
 
 // fleetRepo writes a monorepo of n stores sharing one small Node.js app.
@@ -79,19 +80,19 @@ func fleetBench(ctx context.Context, o options) error {
 		return err
 	}
 	bin, repo, state := filepath.Join(dir, "slipway"), filepath.Join(dir, "repo"), filepath.Join(dir, "state")
-	env := cleanEnv()
-	if err := sh(root, env, "go", "build", "-o", bin, "./cmd/slipway"); err != nil {
+	env := proxybench.EnvWithout("SLIPWAY_")
+	if err := proxybench.Run(root, env, "go", "build", "-o", bin, "./cmd/slipway"); err != nil {
 		return err
 	}
 	if err := fleetRepo(repo, o.stores); err != nil {
 		return err
 	}
 	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "bench"}} {
-		if err := sh(repo, env, "git", args...); err != nil {
+		if err := proxybench.Run(repo, env, "git", args...); err != nil {
 			return err
 		}
 	}
-	addr, err := freeAddr()
+	addr, err := proxybench.FreePort()
 	if err != nil {
 		return err
 	}
@@ -209,35 +210,6 @@ func moduleRoot() (string, error) {
 		return "", errors.New("run the bench inside the slipway module (go run ./bench/swarm)")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-func sh(dir string, env []string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// cleanEnv drops SLIPWAY_* settings, which would change what the CLI does.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLIPWAY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // stopUnder kills the process groups of instances whose working directory

@@ -1,7 +1,8 @@
 // Package proxybench is the harness shared by bench/proxy and bench/cutover:
 // a tiny backend app run as a child process, an nginx runner, load
 // generators (open loop and closed loop, plus wrk when installed) and
-// latency statistics. Everything listens on 127.0.0.1.
+// latency statistics. Everything listens on 127.0.0.1. Run and EnvWithout
+// are the setup steps other benches (bench/swarm, bench/deployonly) share too.
 package proxybench
 
 import (
