@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sort"
 	"time"
 )
 
@@ -171,6 +172,17 @@ func WithManaged(base, labels map[string]string, role string, force bool) map[st
 		out[LabelRole] = role
 	}
 	return out
+}
+
+// SortInstances orders instances as List returns them: oldest Started
+// first, then by Name; the sort is stable.
+func SortInstances(out []Instance) {
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.Before(out[j].Started)
+		}
+		return out[i].Name < out[j].Name
+	})
 }
 
 // Matches reports whether labels include every key/value of match.

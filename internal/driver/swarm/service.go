@@ -468,12 +468,7 @@ func (d *Driver) List(ctx context.Context, match map[string]string) ([]driver.In
 		}
 		out = append(out, d.toInstance(ctx, svc, tasks))
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Started.Equal(out[j].Started) {
-			return out[i].Started.Before(out[j].Started)
-		}
-		return out[i].Name < out[j].Name
-	})
+	driver.SortInstances(out)
 	return out, nil
 }
 
