@@ -212,7 +212,7 @@ func (s *slipway) close() {
 		s.serve.Wait()
 	}
 	// Instances keep running after serve (by design); stop what the bench started.
-	stopUnder(s.state)
+	proxybench.StopUnder(s.state)
 }
 
 // --- kamal-proxy ---
@@ -312,21 +312,4 @@ func moduleRoot() (string, error) {
 		return "", errors.New("run the bench inside the slipway module (go run ./bench/deployonly)")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-// stopUnder kills the process groups of instances whose working directory is
-// under dir (the process runtime's root filesystems live there).
-func stopUnder(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
-		if err == nil && strings.HasPrefix(cwd, dir+"/") {
-			syscall.Kill(-pid, syscall.SIGKILL)
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }

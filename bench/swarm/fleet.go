@@ -110,7 +110,7 @@ func fleetBench(ctx context.Context, o options) error {
 	defer func() {
 		serve.Process.Signal(syscall.SIGINT)
 		serve.Wait()
-		stopUnder(state)
+		proxybench.StopUnder(state)
 	}()
 	cli := func(args ...string) (string, time.Duration, error) {
 		cmd := exec.CommandContext(ctx, bin, append(args, "-C", repo, "--state-dir", state)...)
@@ -210,21 +210,4 @@ func moduleRoot() (string, error) {
 		return "", errors.New("run the bench inside the slipway module (go run ./bench/swarm)")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-// stopUnder kills the process groups of instances whose working directory
-// is under dir (the process runtime's root filesystems live there).
-func stopUnder(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
-		if err == nil && strings.HasPrefix(cwd, dir+"/") {
-			syscall.Kill(-pid, syscall.SIGKILL)
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }
