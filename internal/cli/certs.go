@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -37,9 +36,7 @@ certificate keeps serving while renewals fail and are retried).`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(reply)
+				return printJSON(g.stdout, reply)
 			}
 			if !reply.TLS {
 				fmt.Fprintln(g.stdout, "serve runs without --https: nothing is served over TLS")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,9 +51,7 @@ The working tree is compared as composition sees it, untracked files included.`,
 				changes = []compose.Change{}
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(changes)
+				return printJSON(g.stdout, changes)
 			}
 			if len(changes) == 0 {
 				fmt.Fprintf(g.stderr, "no store changed since %s\n", since)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -60,9 +59,7 @@ same on any machine for the same inputs.`,
 				return err
 			}
 			if o.asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(results)
+				return printJSON(g.stdout, results)
 			}
 			for _, r := range results {
 				for _, w := range r.Warnings {

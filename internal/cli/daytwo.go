@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -92,9 +91,7 @@ func newPSCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(ps)
+				return printJSON(g.stdout, ps)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "REGION\tSTORE\tAPP\tRELEASE\tINSTANCE\tADDRESS\tSTATE\tRESTARTS\tUPTIME\tMEMORY")

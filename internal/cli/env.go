@@ -157,9 +157,7 @@ func newEnvListCmd(g *globals) *cobra.Command {
 			}
 			v := newEnvView(cfg, id, runtime)
 			if o.json {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				return printJSON(g.stdout, v)
 			}
 			v.print(g.stdout, cfg.File)
 			return nil
@@ -235,6 +233,13 @@ func unsetEach(g *globals, ids []string, notSetFormat string, unset func(id stri
 		applyHint(g.stderr, ids)
 	}
 	return nil
+}
+
+// printJSON writes v to w as indented JSON, as the --json flags print.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func applyHint(w io.Writer, ids []string) {

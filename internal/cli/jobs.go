@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -50,9 +49,7 @@ commit supersedes the waiting one. --follow streams a job's log until it ends
 				return err
 			}
 			if o.json {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return printJSON(g.stdout, list)
 			}
 			printJobs(g, list)
 			return nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -63,9 +62,7 @@ read from this shell: a deploy run elsewhere sees its own environment.`,
 			}
 			v := newPipelineView(cfg, eff)
 			if o.json {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				return printJSON(g.stdout, v)
 			}
 			v.print(g.stdout)
 			return nil

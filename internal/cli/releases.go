@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -35,9 +34,7 @@ func newReleasesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rs)
+				return printJSON(g.stdout, rs)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RELEASE\tKIND\tCOMMIT\tSTATUS\tDEPLOYED\tIMAGES\tNOTE")
@@ -94,9 +91,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(g.stdout, st)
 			}
 			fmt.Fprintf(g.stdout, "router http://%s, driver %s\n", st.Router, st.Driver)
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)

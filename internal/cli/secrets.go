@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -238,9 +237,7 @@ func newSecretsListCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("listing the secrets of %s: %w", ids[0], err)
 			}
 			if o.json {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(names)
+				return printJSON(g.stdout, names)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tUPDATED")

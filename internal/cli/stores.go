@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -45,9 +44,7 @@ func newStoresCmd(g *globals) *cobra.Command {
 					}
 					rows = append(rows, r)
 				}
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return printJSON(g.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STORE\tKIND\tFRAMEWORK\tREGION\tPROJECT")
