@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // Next traces from a workspace root above the app when one has a lockfile:
@@ -66,9 +68,9 @@ func TestNextWithoutStandaloneNamesTheLine(t *testing.T) {
 // The shims must start the real servers on the runtime's address: run them
 // with node against tiny stand-ins that print what they were given.
 func TestShimsSetListenEnv(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
+	node := testenv.Node(t)
+	if node == "" {
+		return
 	}
 	next := t.TempDir()
 	writeFiles(t, next, map[string]string{".next/standalone/server.js": "console.log(process.env.HOSTNAME + ' ' + process.env.PORT)"})
