@@ -120,15 +120,9 @@ func (c *Composer) Changed(ctx context.Context, ref string) ([]Change, error) {
 	if err := c.saveHashes(); err != nil {
 		return nil, err
 	}
-	old, err := config.LoadFS(tree, c.cfg.Root, c.cfg.File)
-	var ve *config.ValidationError
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		old = nil // no config at ref: every store is new
-	case errors.As(err, &ve):
-		return nil, fmt.Errorf("the config at %s is invalid, so nothing can be compared: %w", ref, err)
-	case err != nil:
-		return nil, fmt.Errorf("loading the config at %s: %w", ref, err)
+	old, err := configAt(tree, c.cfg, ref)
+	if err != nil {
+		return nil, err
 	}
 	src := &listCache{Source: gitSource{tree}, m: map[string]*listing{}}
 	var out []Change
@@ -147,29 +141,57 @@ func (c *Composer) Changed(ctx context.Context, ref string) ([]Change, error) {
 			out = append(out, ch)
 			continue
 		}
-		reasons := map[Reason]bool{}
-		if configDiffers(old, c.cfg, id) {
-			reasons[ConfigChanged] = true
-		}
-		files, err := diffStore(c.list, src, before, now[i])
+		changed, err := compareStore(&ch, old, c.cfg, c.list, src, before, now[i])
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			reasons[f.Reason] = true
+		if changed {
+			out = append(out, ch)
 		}
-		if len(reasons) == 0 {
-			continue
-		}
-		ch.Files = files
-		for _, r := range []Reason{StoreChanged, AncestorChanged, BaseAppChanged, ConfigChanged} {
-			if reasons[r] {
-				ch.Reasons = append(ch.Reasons, r)
-			}
-		}
-		out = append(out, ch)
 	}
 	return out, nil
+}
+
+// configAt loads the config at ref from fsys, as cfg names it; nil when ref
+// has none (every store is new there).
+func configAt(fsys fs.FS, cfg *config.Config, ref string) (*config.Config, error) {
+	old, err := config.LoadFS(fsys, cfg.Root, cfg.File)
+	var ve *config.ValidationError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.As(err, &ve):
+		return nil, fmt.Errorf("the config at %s is invalid, so nothing can be compared: %w", ref, err)
+	case err != nil:
+		return nil, fmt.Errorf("loading the config at %s: %w", ref, err)
+	}
+	return old, nil
+}
+
+// compareStore fills ch with the files and reasons that make a store's plan
+// now (from nowSrc) differ from before (from oldSrc), and reports whether any do.
+func compareStore(ch *Change, cfgOld, cfgNow *config.Config, nowSrc, oldSrc Source, before, after *StorePlan) (bool, error) {
+	reasons := map[Reason]bool{}
+	if configDiffers(cfgOld, cfgNow, ch.Store) {
+		reasons[ConfigChanged] = true
+	}
+	files, err := diffStore(nowSrc, oldSrc, before, after)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range files {
+		reasons[f.Reason] = true
+	}
+	if len(reasons) == 0 {
+		return false, nil
+	}
+	ch.Files = files
+	for _, r := range []Reason{StoreChanged, AncestorChanged, BaseAppChanged, ConfigChanged} {
+		if reasons[r] {
+			ch.Reasons = append(ch.Reasons, r)
+		}
+	}
+	return true, nil
 }
 
 // configDiffers compares what the config says about a store and its apps at two commits.

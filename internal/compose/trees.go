@@ -2,9 +2,7 @@ package compose
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/gitfs"
@@ -22,15 +20,8 @@ func ChangedTrees(ctx context.Context, cfgNow *config.Config, old, now *gitfs.Tr
 	var oldSrc Source
 	if old != nil {
 		var err error
-		cfgOld, err = config.LoadFS(old, cfgNow.Root, cfgNow.File)
-		var ve *config.ValidationError
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			cfgOld = nil
-		case errors.As(err, &ve):
-			return nil, fmt.Errorf("the config at %s is invalid, so nothing can be compared: %w", ref, err)
-		case err != nil:
-			return nil, fmt.Errorf("loading the config at %s: %w", ref, err)
+		if cfgOld, err = configAt(old, cfgNow, ref); err != nil {
+			return nil, err
 		}
 		oldSrc = &listCache{Source: gitSource{old}, m: map[string]*listing{}}
 	}
@@ -51,27 +42,13 @@ func ChangedTrees(ctx context.Context, cfgNow *config.Config, old, now *gitfs.Tr
 		if err != nil {
 			return nil, fmt.Errorf("planning %s at %s: %w", id, ref, err)
 		}
-		reasons := map[Reason]bool{}
-		if configDiffers(cfgOld, cfgNow, id) {
-			reasons[ConfigChanged] = true
-		}
-		files, err := diffStore(nowSrc, oldSrc, before, after)
+		changed, err := compareStore(&ch, cfgOld, cfgNow, nowSrc, oldSrc, before, after)
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			reasons[f.Reason] = true
+		if changed {
+			out = append(out, ch)
 		}
-		if len(reasons) == 0 {
-			continue
-		}
-		ch.Files = files
-		for _, r := range []Reason{StoreChanged, AncestorChanged, BaseAppChanged, ConfigChanged} {
-			if reasons[r] {
-				ch.Reasons = append(ch.Reasons, r)
-			}
-		}
-		out = append(out, ch)
 	}
 	return out, nil
 }
