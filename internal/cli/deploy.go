@@ -328,7 +328,7 @@ func printOutcomes(g *globals, outs []outcome, took time.Duration) error {
 	for _, o := range outs {
 		rel, status, t := "-", "failed", "-"
 		if o.release != nil {
-			rel, status = o.release.ID, o.release.Status
+			rel, status = o.release.ID, string(o.release.Status)
 			if o.release.Error != "" && o.release.Status == state.StatusLive {
 				status = "live, " + o.release.Stage + " failed"
 			}

@@ -305,7 +305,7 @@ func (fl *fleet) printWave(wv wave, i, n int, outs []deployOutcome) {
 	for _, o := range outs {
 		rel, status := "-", "failed"
 		if o.release != nil {
-			rel, status = o.release.ID, o.release.Status
+			rel, status = o.release.ID, string(o.release.Status)
 			if o.release.Error != "" && o.release.Status == state.StatusLive {
 				status = "live, " + o.release.Stage + " failed"
 			}

@@ -137,7 +137,7 @@ func (c *Console) fleet(ctx context.Context) ([]Row, error) {
 			}
 		}
 		if rel, err := c.o.State.Current(ctx, id); err == nil && rel != nil {
-			r.Release, r.Status, r.Commit = rel.ID, rel.Status, rel.Commit
+			r.Release, r.Status, r.Commit = rel.ID, string(rel.Status), rel.Commit
 		}
 		h := health[id]
 		r.Healthy, r.Targets = h[0], h[1]

@@ -85,7 +85,7 @@ type DeployRequest struct {
 	Project     string      `json:"project"`
 	Store       string      `json:"store"`
 	Commit      string      `json:"commit"`
-	Kind        string      `json:"kind"`
+	Kind        state.Kind  `json:"kind"`
 	Destructive bool        `json:"destructive,omitempty"`
 	Apps        []AppDeploy `json:"apps"`
 	// Env is the store's env, secret values included: it lives in memory only.
@@ -128,7 +128,7 @@ type Deployer struct {
 	// 0 means DefaultMinFree, < 0 no check.
 	MinFree int64
 	// Release record writers; default the state's (tests make them fail).
-	updateRelease, promote func(context.Context, *state.Release) error
+	failRelease, promote func(context.Context, *state.Release) error
 	pending                []pendingRecord // records that could not be written at once
 	// Resolver checks that domains resolve in verify; default net.DefaultResolver.
 	Resolver interface {
@@ -225,13 +225,12 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 		return rel, err
 	}
 	fail := func(stage string, cause error) (*state.Release, error) {
-		rel.Status = state.StatusFailed
 		rel.Stage = stage
 		rel.Error = red.String(cause.Error())
 		rel.FinishedAt = time.Now()
 		// The record must be written even when ctx was cancelled.
 		var recErr error
-		if err := d.recordOrDefer(ctx, "recording the failure", rel, d.recUpdate); err != nil {
+		if err := d.recordOrDefer(ctx, "recording the failure", rel, d.recFail); err != nil {
 			recErr = err
 		}
 		say(stage, "FAILED: %v", rel.Error)
@@ -335,7 +334,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest, emit func(Even
 	default:
 		rel.Stage = ""
 	}
-	if err := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); err != nil {
+	if err := d.State.Finish(context.WithoutCancel(ctx), rel); err != nil {
 		return rel, err
 	}
 	if postErr != nil {
@@ -470,7 +469,7 @@ func (d *Deployer) runHook(ctx context.Context, rel *state.Release, name string,
 		st.Status = "ok"
 	}
 	rel.Stages = append(rel.Stages, st)
-	if uerr := d.State.UpdateRelease(context.WithoutCancel(ctx), rel); uerr != nil && err == nil {
+	if uerr := d.State.SaveProgress(context.WithoutCancel(ctx), rel); uerr != nil && err == nil {
 		err = uerr
 	}
 	if err == nil {

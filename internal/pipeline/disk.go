@@ -88,7 +88,14 @@ func (d *Deployer) retryPending(ctx context.Context, log *slog.Logger) {
 	d.pending = nil
 	d.mu.Unlock()
 	for i, p := range todo {
-		if err := p.write(ctx, p.rel); err != nil {
+		err := p.write(ctx, p.rel)
+		if errors.Is(err, state.ErrIllegalTransition) {
+			// The release moved on meanwhile (recovery by another serve): the
+			// stored state is newer than this record; retrying cannot help.
+			log.Warn("dropping a late release record", "release", p.rel.ID, "what", p.what, "error", err)
+			continue
+		}
+		if err != nil {
 			d.mu.Lock()
 			d.pending = append(todo[i:], d.pending...)
 			d.mu.Unlock()
@@ -106,11 +113,11 @@ func (d *Deployer) PendingRecords() int {
 	return len(d.pending)
 }
 
-func (d *Deployer) recUpdate(ctx context.Context, r *state.Release) error {
-	if d.updateRelease != nil {
-		return d.updateRelease(ctx, r)
+func (d *Deployer) recFail(ctx context.Context, r *state.Release) error {
+	if d.failRelease != nil {
+		return d.failRelease(ctx, r)
 	}
-	return d.State.UpdateRelease(ctx, r)
+	return d.State.Fail(ctx, r)
 }
 
 func (d *Deployer) recPromote(ctx context.Context, r *state.Release) error {

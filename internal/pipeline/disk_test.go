@@ -64,11 +64,11 @@ func TestFailureRecordedLate(t *testing.T) {
 	d := diskDeployer(t)
 	d.MinFree = -1
 	full := true
-	d.updateRelease = func(ctx context.Context, r *state.Release) error {
+	d.failRelease = func(ctx context.Context, r *state.Release) error {
 		if full {
 			return errors.New("database or disk is full")
 		}
-		return d.State.UpdateRelease(ctx, r)
+		return d.State.Fail(ctx, r)
 	}
 	rel, err := d.Deploy(context.Background(), failingInstall(), nil)
 	if err == nil || !strings.Contains(err.Error(), "retried until it is recorded") {

@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver"
 	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/state"
 )
 
 // Hosts returns the host names an app of a store answers on. The framework app
@@ -68,7 +69,7 @@ func secretValues(cfg *config.Config, store string, getenv func(string) string, 
 // RequestOptions complete a DeployRequest.
 type RequestOptions struct {
 	Commit      string
-	Kind        string
+	Kind        state.Kind
 	Destructive bool
 	Wait        bool
 	// RuntimeEnv is env set with `slipway env set`, over the config's.

@@ -22,7 +22,7 @@ func (r *DeployRequest) Validate(l api.Limits, allowHosts ...string) error {
 	if err := api.CheckCommit("commit", r.Commit); err != nil {
 		return err
 	}
-	if !slices.Contains(api.Kinds, r.Kind) {
+	if !slices.Contains(api.Kinds, string(r.Kind)) {
 		return api.Fieldf("kind", "%q is not a job kind", r.Kind)
 	}
 	if len(r.Apps) == 0 {

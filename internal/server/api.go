@@ -107,7 +107,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, api.Fieldf("body", "not a deploy request: %v", err))
 		return
 	}
-	auth.Note(r.Context(), req.Store, "deploy "+req.Store+" ("+req.Kind+")")
+	auth.Note(r.Context(), req.Store, "deploy "+req.Store+" ("+string(req.Kind)+")")
 	if err := auth.CheckStore(r.Context(), auth.ScopeDeploy, req.Store); err != nil {
 		auth.WriteError(w, err)
 		return

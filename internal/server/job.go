@@ -206,7 +206,7 @@ func (s *Server) planStore(ctx context.Context, cfg *config.Config, l api.Limits
 	if err != nil {
 		return pipeline.DeployRequest{}, err
 	}
-	o := pipeline.RequestOptions{Commit: commit, Kind: jr.Kind, Destructive: jr.Destructive, Wait: jr.Wait, Getenv: secretGetenv(jr.Secrets)}
+	o := pipeline.RequestOptions{Commit: commit, Kind: state.Kind(jr.Kind), Destructive: jr.Destructive, Wait: jr.Wait, Getenv: secretGetenv(jr.Secrets)}
 	if o.RuntimeEnv, err = s.State.Env(ctx, store); err != nil {
 		return pipeline.DeployRequest{}, fmt.Errorf("reading the env of %s: %w", store, err)
 	}

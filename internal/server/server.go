@@ -262,9 +262,8 @@ func (s *Server) recover(ctx context.Context) error {
 			s.log.Warn("release was interrupted after its cutover; it is live", "release", r.ID)
 			continue
 		}
-		r.Status = state.StatusInterrupted
 		r.Error = "the process deploying it stopped before the cutover"
-		if err := s.State.UpdateRelease(ctx, r); err != nil {
+		if err := s.State.Interrupt(ctx, r); err != nil {
 			return err
 		}
 		s.log.Warn("release was interrupted before its cutover", "release", r.ID, "stage", r.Stage)
@@ -282,7 +281,7 @@ func (s *Server) recover(ctx context.Context) error {
 			}
 		}
 		r.Error = "interrupted after the cutover: " + r.Stage + " did not finish"
-		if err := s.State.UpdateRelease(ctx, r); err != nil {
+		if err := s.State.Finish(ctx, r); err != nil {
 			return err
 		}
 		s.log.Warn("release was interrupted after its cutover; it is live", "release", r.ID, "stage", r.Stage)

@@ -117,23 +117,6 @@ func (d *DB) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// Release statuses.
-const (
-	StatusPending     = "pending"     // recorded, nothing done yet
-	StatusDeploying   = "deploying"   // stages running
-	StatusLive        = "live"        // serving traffic (post-deploy may have failed: see Stage/Error)
-	StatusFailed      = "failed"      // never served; the previous release kept serving
-	StatusSuperseded  = "superseded"  // served, then replaced by a newer release
-	StatusInterrupted = "interrupted" // its deploying process died; recovered by the next command
-)
-
-// Release kinds.
-const (
-	KindBuildDeploy = "build-deploy"
-	KindDeployOnly  = "deploy-only"
-	KindRollback    = "rollback"
-)
-
 // Image is what a release runs for one app.
 type Image struct {
 	Ref    string `json:"ref"`
@@ -159,9 +142,9 @@ type Release struct {
 	Store       string           `json:"store"`
 	Number      int              `json:"number"`
 	Commit      string           `json:"commit"`
-	Kind        string           `json:"kind"`
+	Kind        Kind             `json:"kind"`
 	Destructive bool             `json:"destructive,omitempty"`
-	Status      string           `json:"status"`
+	Status      Status           `json:"status"`
 	Stage       string           `json:"stage,omitempty"`
 	Error       string           `json:"error,omitempty"`
 	Images      map[string]Image `json:"images"`
@@ -176,67 +159,6 @@ type Release struct {
 
 // ErrNotFound is returned when a release does not exist.
 var ErrNotFound = errors.New("not found")
-
-// CreateRelease records r with the next number for its store and sets r.ID and r.Number.
-func (d *DB) CreateRelease(ctx context.Context, r *Release) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(number), 0) FROM releases WHERE store = ?", r.Store).Scan(&n); err != nil {
-		return err
-	}
-	r.Number = n + 1
-	r.ID = fmt.Sprintf("%s-v%d", r.Store, r.Number)
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	if r.Status == "" {
-		r.Status = StatusPending
-	}
-	images, stages, names := mustJSON(r.Images), mustJSON(r.Stages), mustJSON(r.EnvNames)
-	_, err = tx.ExecContext(ctx, `INSERT INTO releases (id, project, store, number, commit_sha, kind, destructive, status, stage, error,
-		images, env_hash, env_names, stages, host, pid, created_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		r.ID, r.Project, r.Store, r.Number, r.Commit, r.Kind, r.Destructive, r.Status, r.Stage, r.Error,
-		images, r.EnvHash, names, stages, r.Host, r.PID, r.CreatedAt.UnixNano(), unixOrZero(r.FinishedAt))
-	if err != nil {
-		return fmt.Errorf("recording release for %s: %w", r.Store, err)
-	}
-	return tx.Commit()
-}
-
-// UpdateRelease saves r's mutable fields (status, stage, error, images, stages, finish time).
-func (d *DB) UpdateRelease(ctx context.Context, r *Release) error {
-	res, err := d.db.ExecContext(ctx, `UPDATE releases SET status=?, stage=?, error=?, images=?, stages=?, env_hash=?, env_names=?, finished_at=? WHERE id=?`,
-		r.Status, r.Stage, r.Error, mustJSON(r.Images), mustJSON(r.Stages), r.EnvHash, mustJSON(r.EnvNames), unixOrZero(r.FinishedAt), r.ID)
-	if err != nil {
-		return fmt.Errorf("updating release %s: %w", r.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("updating release %s: %w", r.ID, ErrNotFound)
-	}
-	return nil
-}
-
-// Promote marks r live and the store's previously live release superseded, in one transaction.
-func (d *DB) Promote(ctx context.Context, r *Release) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "UPDATE releases SET status=? WHERE store=? AND status=? AND id<>?", StatusSuperseded, r.Store, StatusLive, r.ID); err != nil {
-		return err
-	}
-	r.Status = StatusLive
-	if _, err := tx.ExecContext(ctx, `UPDATE releases SET status=?, stage=?, error=?, images=?, stages=?, finished_at=? WHERE id=?`,
-		r.Status, r.Stage, r.Error, mustJSON(r.Images), mustJSON(r.Stages), unixOrZero(r.FinishedAt), r.ID); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
 
 const releaseCols = `id, project, store, number, commit_sha, kind, destructive, status, stage, error, images, env_hash, env_names, stages, host, pid, created_at, finished_at`
 

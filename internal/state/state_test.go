@@ -137,8 +137,11 @@ func TestKeepDigests(t *testing.T) {
 			d.Promote(ctx, r)
 		}
 	}
-	failed := &Release{Project: "p", Store: "eu", Kind: KindBuildDeploy, Status: StatusFailed, Images: map[string]Image{"web": {Digest: "sha256:failed"}}}
+	failed := &Release{Project: "p", Store: "eu", Kind: KindBuildDeploy, Images: map[string]Image{"web": {Digest: "sha256:failed"}}}
 	d.CreateRelease(ctx, failed)
+	if err := d.Fail(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
 	keep, err := d.KeepDigests(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
