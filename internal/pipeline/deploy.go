@@ -129,7 +129,7 @@ type Deployer struct {
 	MinFree int64
 	// Release record writers; default the state's (tests make them fail).
 	failRelease, promote func(context.Context, *state.Release) error
-	pending                []pendingRecord // records that could not be written at once
+	pending              []pendingRecord // records that could not be written at once
 	// Resolver checks that domains resolve in verify; default net.DefaultResolver.
 	Resolver interface {
 		LookupHost(ctx context.Context, host string) ([]string, error)
