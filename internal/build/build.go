@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -45,59 +44,30 @@ type Step struct {
 	Install bool
 }
 
-// Plan returns the steps that build the app in dir: the callback if present,
-// else command (a shell command from the config), else the package.json "build"
-// script with the package manager its lockfile names, installing dependencies
-// first when there is a lockfile. No steps means nothing to build.
+// Plan returns the steps that build the app in dir (see Detect). No steps
+// means nothing to build.
 func Plan(dir, command string) ([]Step, error) {
-	for _, cb := range []string{CallbackFile, ArtifaktCallbackFile} {
-		if st, err := os.Stat(filepath.Join(dir, cb)); err == nil && st.Mode().IsRegular() {
-			return []Step{{Name: cb, Argv: []string{"/bin/sh", cb}}}, nil
-		}
-	}
-	if strings.TrimSpace(command) != "" {
-		return []Step{{Name: command, Argv: []string{"/bin/sh", "-c", command}}}, nil
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "package.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	d, err := Detect(dir, command)
 	if err != nil {
 		return nil, err
 	}
-	var pkg struct {
-		Scripts map[string]string `json:"scripts"`
-	}
-	if err := json.Unmarshal(data, &pkg); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "package.json"), err)
-	}
-	pm, install := packageManager(dir)
-	var steps []Step
-	if install != nil {
-		steps = append(steps, Step{Name: strings.Join(install, " "), Argv: install, NoProductionEnv: true, Install: true})
-	}
-	if _, ok := pkg.Scripts["build"]; ok {
-		steps = append(steps, Step{Name: pm + " run build", Argv: []string{pm, "run", "build"}})
-	}
-	return steps, nil
+	return d.Steps, nil
 }
 
 // packageManager picks npm, yarn or pnpm from the lockfile, and the command that
 // installs exactly what the lockfile says (nil without a lockfile).
-func packageManager(dir string) (string, []string) {
-	has := func(f string) bool {
-		_, err := os.Stat(filepath.Join(dir, f))
-		return err == nil
-	}
+func packageManager(dir string) (pm, lockfile string, install []string) {
 	switch {
-	case has("pnpm-lock.yaml"):
-		return "pnpm", []string{"pnpm", "install", "--frozen-lockfile"}
-	case has("yarn.lock"):
-		return "yarn", []string{"yarn", "install", "--frozen-lockfile"}
-	case has("package-lock.json"), has("npm-shrinkwrap.json"):
-		return "npm", []string{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}
+	case has(dir, "pnpm-lock.yaml"):
+		return "pnpm", "pnpm-lock.yaml", []string{"pnpm", "install", "--frozen-lockfile"}
+	case has(dir, "yarn.lock"):
+		return "yarn", "yarn.lock", []string{"yarn", "install", "--frozen-lockfile"}
+	case has(dir, "package-lock.json"):
+		return "npm", "package-lock.json", []string{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}
+	case has(dir, "npm-shrinkwrap.json"):
+		return "npm", "npm-shrinkwrap.json", []string{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}
 	}
-	return "npm", nil
+	return "npm", "", nil
 }
 
 // Task is one app of one store to build.

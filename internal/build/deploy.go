@@ -1,7 +1,6 @@
 package build
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,16 +34,28 @@ type Selection struct {
 	// SourceDir names the app's source directory in messages (e.g.
 	// apps/storefront-unified-nextjs); default the composed directory.
 	SourceDir string
+	// StartSet says the config or Procfile names how the app starts (or that
+	// it is a configured static site): no start convention is looked for,
+	// and no static site guessed.
+	StartSet bool
 }
 
 // Production is the result of Collect.
 type Production struct {
 	// Dir is the .deploy directory.
 	Dir string
-	// Preset names the rule that selected the files: next, nuxt, globs or plain.
+	// Preset names the rule that selected the files: next, nuxt, globs,
+	// plain or static (a detected static site: the directory holding its
+	// index.html became .deploy, and nothing runs).
 	Preset string
-	// Entrypoint is the preset's command, run from the image's working directory.
+	// Stack is the detected stack (see DetectStack), "" when none.
+	Stack string
+	// Entrypoint is the preset's or stack's command, run from the image's working directory.
 	Entrypoint []string
+	// Env is what the stack's start needs in the image's env (e.g. PYTHONPATH).
+	Env map[string]string
+	// StartWhy says where Entrypoint came from, or why there is none.
+	StartWhy string
 	// Files counts regular files and symlinks; Bytes their size.
 	Files int
 	Bytes int64
@@ -99,7 +110,9 @@ func Collect(dir string, sel Selection) (*Production, error) {
 			}
 			return in
 		}
-		p.Entrypoint = plainEntrypoint(dir)
+		if err := p.startConvention(dir, sel); err != nil {
+			return nil, err
+		}
 	case sel.Framework == "next":
 		p.Preset = "next"
 		nm, err := nextMappings(dir, sel.SourceDir)
@@ -120,17 +133,19 @@ func Collect(dir string, sel Selection) (*Production, error) {
 	default:
 		p.Preset = "plain"
 		maps = []mapping{{src: ".", dst: "."}}
-		filter = func(rel string) bool {
-			for _, x := range plainExcluded {
-				if rel == x || strings.HasPrefix(rel, x+"/") {
-					return false
-				}
-			}
-			return true
+		filter = plainFilter
+		if err := p.startConvention(dir, sel); err != nil {
+			return nil, err
 		}
-		p.Entrypoint = plainEntrypoint(dir)
+		if d := staticDir(dir); len(p.Entrypoint) == 0 && !sel.StartSet && d != "" {
+			p.Preset, p.StartWhy = "static", "static site: "+path.Join(d, "index.html")+" and no start command, so the router serves "+d
+			maps = []mapping{{src: d, dst: "."}}
+		}
 	}
 	for _, cb := range []string{EntrypointCallback, ArtifaktEntrypointCallback} {
+		if p.Preset == "static" {
+			break // nothing runs, so nothing runs first
+		}
 		if _, err := os.Stat(filepath.Join(dir, cb)); err == nil {
 			maps = append(maps, mapping{src: cb, dst: EntrypointCallback})
 			break
@@ -160,21 +175,36 @@ func Collect(dir string, sel Selection) (*Production, error) {
 	return p, nil
 }
 
-// plainEntrypoint guesses a plain Node app's command: package.json "main", else server.js or index.js.
-func plainEntrypoint(dir string) []string {
-	if data, err := os.ReadFile(filepath.Join(dir, "package.json")); err == nil {
-		var pkg struct {
-			Main string `json:"main"`
-		}
-		if json.Unmarshal(data, &pkg) == nil && pkg.Main != "" {
-			return []string{"node", pkg.Main}
+// plainFilter keeps every file of a plain app but plainExcluded.
+func plainFilter(rel string) bool {
+	for _, x := range plainExcluded {
+		if rel == x || strings.HasPrefix(rel, x+"/") {
+			return false
 		}
 	}
-	for _, f := range []string{"server.js", "index.js", "server.mjs", "index.mjs"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return []string{"node", f}
-		}
+	return true
+}
+
+// startConvention fills Stack, Entrypoint, Env and StartWhy from the
+// detected stack's convention (StartConvention). An app with no stack files
+// gets Node's (a bare server.js runs with node).
+func (p *Production) startConvention(dir string, sel Selection) error {
+	d, err := DetectStack(dir)
+	if err != nil {
+		return err
 	}
+	p.Stack = d.Stack
+	stack := d.Stack
+	if stack == "" || stack == StackStatic {
+		stack = StackNode
+	}
+	st := StartConvention(dir, stack)
+	p.Env = st.Env
+	if sel.StartSet {
+		p.StartWhy = "the config or Procfile names the start command"
+		return nil
+	}
+	p.Entrypoint, p.StartWhy = st.Command, st.Why
 	return nil
 }
 

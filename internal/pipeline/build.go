@@ -504,19 +504,9 @@ func reuse(ctx context.Context, store ImageStore, u *buildUnit, tag string) (boo
 func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, rev gitfs.Revision, tag string, created time.Time) error {
 	start := time.Now()
 	cfg := o.Config
-	prod, err := build.Collect(u.dir, build.Selection{Framework: u.app.Framework, Include: u.app.Deploy.Include, Exclude: u.app.Deploy.Exclude, SourceDir: u.app.Path})
+	prod, entry, err := collect(u, cfg.File)
 	if err != nil {
-		return fmt.Errorf("%s/%s: collecting production files: %w", u.store.ID, u.app.ID, err)
-	}
-	entry := u.app.Entrypoint
-	if len(entry) == 0 {
-		entry = u.procs.webEntrypoint()
-	}
-	if len(entry) == 0 {
-		entry = prod.Entrypoint
-	}
-	if len(entry) == 0 {
-		return fmt.Errorf("%s/%s: no entrypoint: set `entrypoint` for app %s in %s", u.store.ID, u.app.ID, u.app.ID, cfg.File)
+		return err
 	}
 	base, err := bases.get(ctx, baseRef(cfg, u.app))
 	if err != nil {
@@ -524,13 +514,18 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	}
 	labels := image.Labels(image.LabelInfo{Project: cfg.Project, Store: u.store.ID, App: u.app.ID, Revision: rev.Commit, Source: rev.Source, Created: created})
 	labels[LabelFingerprint] = u.fp
-	missing, err := base.missing(baseRef(cfg, u.app), entry[0])
+	missing, err := base.missing(baseRef(cfg, u.app), first(entry))
 	if err != nil {
-		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, entry[0], err)
+		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, first(entry), err)
 	}
 	maps.Copy(labels, metaLabels(u, baseRef(cfg, u.app), missing))
+	env := map[string]string{"NODE_ENV": "production"}
+	maps.Copy(env, prod.Env)
 	spec := image.Spec{Base: base.img, Dir: prod.Dir, WorkDir: workDir(cfg, u.app), Entrypoint: entry,
-		Env: map[string]string{"NODE_ENV": "production"}, ExposedPort: u.app.Port, Labels: labels, Created: created}
+		Env: env, ExposedPort: u.app.Port, Labels: labels, Created: created}
+	if len(entry) == 0 { // a static site: nothing of the base's runs either
+		spec.Entrypoint, spec.Cmd = []string{}, []string{}
+	}
 	if _, err := os.Stat(filepath.Join(prod.Dir, build.EntrypointCallback)); err == nil {
 		spec.EntrypointScript = filepath.Join(prod.Dir, build.EntrypointCallback)
 	}
@@ -540,8 +535,8 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	}
 	tImage := time.Now()
 	u.out.Base = baseRef(cfg, u.app)
-	if u.out.MissingInterpreter, err = base.missing(u.out.Base, entry[0]); err != nil {
-		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, entry[0], err)
+	if u.out.MissingInterpreter, err = base.missing(u.out.Base, first(entry)); err != nil {
+		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, first(entry), err)
 	}
 	if c, ok := img.(io.Closer); ok {
 		defer c.Close()
