@@ -189,7 +189,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		// Scope to this data dir: another serve (or slipway up) on the same
 		// engine must never list, adopt or stop these containers.
 		sum := sha256.Sum256([]byte(o.DataDir))
-		s.Driver, err = docker.New(ctx, docker.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}))
+		s.Driver, err = docker.New(ctx, docker.WithLabels(map[string]string{"dev.slipway.datadir": hex.EncodeToString(sum[:8])}),
+			docker.WithLogDir(filepath.Join(o.DataDir, "docker-logs")))
 	case o.Driver == "swarm":
 		// On a swarm manager (DOCKER_HOST); the same data-dir scope as docker.
 		sum := sha256.Sum256([]byte(o.DataDir))

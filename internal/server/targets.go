@@ -66,7 +66,8 @@ func (s *Server) openTarget(ctx context.Context, name string, t *config.Target) 
 	case config.DriverProcess:
 		return process.New(filepath.Join(s.o.DataDir, "runtime"))
 	case config.DriverDocker:
-		opts := []docker.Option{docker.WithLabels(scope)}
+		// Output kept here, redacted, one directory per target.
+		opts := []docker.Option{docker.WithLabels(scope), docker.WithLogDir(filepath.Join(s.o.DataDir, "docker-logs", name))}
 		if t.Docker != "" {
 			opts = append(opts, docker.WithHost(t.Docker))
 		}

@@ -43,6 +43,8 @@ func TestConformance(t *testing.T) {
 			// the engine's own restart of the container; restarts are covered
 			// by TestRestartKeepsAddr.
 			WithRestartPolicy("no"),
+			// As serve runs it: output kept by the driver, redacted.
+			WithLogDir(t.TempDir()),
 		)
 		if err != nil {
 			t.Fatalf("New: %v", err)

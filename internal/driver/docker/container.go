@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/redact"
 )
 
 // startSettle bounds how long Start waits, after the engine started the
@@ -98,6 +99,11 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(d.opts.restart)},
 			Mounts:        mounts,
 		}
+		if d.cap != nil {
+			// The engine stores nothing; the driver keeps the output, redacted.
+			hc.LogConfig = container.LogConfig{Type: LogDriverNone}
+			cfg.Labels[LabelSecretKeys] = secretKeys(env, spec.Secrets)
+		}
 		if mode == NetworkBridge {
 			p, _ := network.PortFrom(uint16(port), network.TCP)
 			hp := ""
@@ -110,6 +116,15 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		id, err := d.create(ctx, spec.Name, cfg, hc)
 		if err != nil {
 			return fail("creating the container", err)
+		}
+		if d.cap != nil {
+			// Attached before the start, so not a line is missed.
+			att, err := d.attach(ctx, id)
+			if err != nil {
+				d.remove(ctx, id)
+				return fail("attaching to its output", err)
+			}
+			d.cap.begin(id, redact.New(secretLines(spec.Secrets)...), att, d.reattach)
 		}
 		if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 			d.remove(ctx, id)
@@ -216,6 +231,9 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 		!isNotFound(err) && !isRemovalInProgress(err) {
 		return fmt.Errorf("removing %s: %w", id, err)
 	}
+	if d.cap != nil {
+		d.cap.forget(res.Container.ID)
+	}
 	return nil
 }
 
@@ -225,6 +243,9 @@ func (d *Driver) remove(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_, _ = d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{RemoveVolumes: true, Force: true})
+	if d.cap != nil {
+		d.cap.forget(id)
+	}
 }
 
 // List returns the containers the driver owns (running or not; with its
@@ -263,6 +284,12 @@ func (d *Driver) List(ctx context.Context, match map[string]string) ([]driver.In
 // Logs copies the container's stdout and stderr, demultiplexed, to w. With
 // follow it returns when the container stops or ctx ends (then with nil).
 func (d *Driver) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
+	if d.ownLog(ctx, id) {
+		return d.readLog(ctx, id, follow, func(line string) {
+			_, text := parseLogStamp(line)
+			io.WriteString(w, text+"\n")
+		})
+	}
 	rc, err := d.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
 	if isNotFound(err) {
 		return fmt.Errorf("logs of %s: %w", id, driver.ErrNotFound)

@@ -105,6 +105,9 @@ type Driver struct {
 	// yet, so two quick Starts do not get the same one.
 	portMu    sync.Mutex
 	hostPorts map[int]bool
+
+	// cap keeps web containers' output (WithLogDir); nil leaves it to the engine.
+	cap *captures
 }
 
 var (
@@ -130,6 +133,7 @@ type options struct {
 	labels        map[string]string
 	hasPublish    bool
 	clientOptions []client.Opt
+	logDir        string
 }
 
 // WithHost sets the engine address: unix://, tcp://, ssh://user@host[:port]
@@ -273,11 +277,24 @@ func New(ctx context.Context, opts ...Option) (*Driver, error) {
 		cli.Close()
 		return nil, fmt.Errorf("docker driver: pinging engine at %s: %w", redactHost(o.host), err)
 	}
+	if o.logDir != "" {
+		if d.cap, err = newCaptures(o.logDir); err != nil {
+			cli.Close()
+			return nil, err
+		}
+		d.resumeCaptures(ctx)
+	}
 	return d, nil
 }
 
-// Close releases the client's connections.
-func (d *Driver) Close() error { return d.cli.Close() }
+// Close ends the driver's attachments to containers (they keep running) and
+// releases the client's connections.
+func (d *Driver) Close() error {
+	if d.cap != nil {
+		d.cap.close()
+	}
+	return d.cli.Close()
+}
 
 // Client returns the Engine API client, for callers (and tests) that need
 // what the driver does not offer.

@@ -54,7 +54,9 @@ func (d *Driver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
 		AttachStdout: true,
 		AttachStderr: true,
 	}
-	hc := &container.HostConfig{NetworkMode: container.NetworkMode(mode), Mounts: mounts}
+	// The output is attached; the engine need not store it (it would, in
+	// clear, under its data root).
+	hc := &container.HostConfig{NetworkMode: container.NetworkMode(mode), Mounts: mounts, LogConfig: container.LogConfig{Type: LogDriverNone}}
 	id, err := d.create(ctx, spec.Name, cfg, hc)
 	if err != nil {
 		return fail("creating the container", err)

@@ -16,10 +16,17 @@ import (
 
 var _ driver.TimedLogger = (*Driver)(nil)
 
-// TimedLogs reads the container's output with the engine's timestamps. The
-// engine stores the output itself (its log driver): Slipway redacts secrets
-// when it reads them, not before they are stored.
+// TimedLogs reads the container's output with its timestamps: from the
+// driver's own log (WithLogDir), stored redacted, else from the engine's log
+// driver, which stores it unredacted (Slipway redacts when it reads it).
 func (d *Driver) TimedLogs(ctx context.Context, id string, since time.Time, follow bool, fn func(driver.LogLine)) error {
+	if d.ownLog(ctx, id) {
+		return d.readLog(ctx, id, follow, func(line string) {
+			if t, text := parseLogStamp(line); since.IsZero() || t.After(since) {
+				fn(driver.LogLine{Time: t, Text: text})
+			}
+		})
+	}
 	o := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow, Timestamps: true}
 	if !since.IsZero() {
 		o.Since = since.Add(time.Nanosecond).Format(time.RFC3339Nano)
