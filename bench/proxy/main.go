@@ -38,6 +38,7 @@ type options struct {
 	body          int
 	rounds        int
 	cpuprofile    string
+	memprofile    string
 	mode          string
 	hosts, n      int
 	static, dir   string
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.wrkThreads, "wrk-threads", 1, "wrk threads (the proxies need the other cores)")
 	flag.IntVar(&o.body, "body", 128, "response body size in bytes")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the router child's CPU profile to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write the router child's allocation profile to this file (static and cache modes)")
 	flag.StringVar(&o.mode, "mode", "plain", "plain (router vs nginx proxy_pass), hosts, static, cache, rss, or all")
 	flag.IntVar(&o.hosts, "hosts", 30, "stores' hosts in -mode hosts")
 	flag.StringVar(&o.kamalProxy, "kamal-proxy", "", "kamal-proxy binary for -mode rss (default $SLIPWAY_BENCH_KAMAL_PROXY); build it yourself into a temporary directory")

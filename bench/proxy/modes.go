@@ -22,7 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +64,13 @@ func serveFiles(dir string) error {
 
 // serveRouterMode is the router child of the hosts, static and cache modes.
 func serveRouterMode(o options) error {
+	if o.cpuprofile != "" || o.memprofile != "" {
+		stop, err := startProfile(o.cpuprofile, o.memprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	var opts []proxy.Option
 	opts = append(opts, proxy.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if o.cache {
@@ -91,7 +100,72 @@ func serveRouterMode(o options) error {
 	if err != nil {
 		return err
 	}
+	if o.static != "" || o.cache {
+		return serveVisitors(r)
+	}
 	return proxybench.Serve(r)
+}
+
+// serveVisitors serves h as slipway serve does on its plain HTTP
+// listener (hardened server, connection limits), so that the static and
+// cache modes measure the production path; it prints LISTEN like
+// proxybench.Serve and stops at SIGTERM.
+func serveVisitors(h http.Handler) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := proxy.NewHardenedServer(h, proxy.Limits{})
+	fmt.Printf("LISTEN %s\n", l.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(proxy.LimitListener(l, proxy.Limits{})); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// profileArgs adds -cpuprofile (and -memprofile) to a router child's arguments.
+func profileArgs(o options, args ...string) []string {
+	if o.cpuprofile != "" {
+		args = append(args, "-cpuprofile", o.cpuprofile)
+	}
+	if o.memprofile != "" {
+		args = append(args, "-memprofile", o.memprofile)
+	}
+	return args
+}
+
+// startProfile starts a CPU profile into cpu (when set); stop writes it and
+// the allocation profile into mem (when set).
+func startProfile(cpu, mem string) (func(), error) {
+	var f *os.File
+	if cpu != "" {
+		var err error
+		if f, err = os.Create(cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return func() {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		if mem != "" {
+			if m, err := os.Create(mem); err == nil {
+				pprof.Lookup("allocs").WriteTo(m, 0)
+				m.Close()
+			}
+		}
+	}, nil
 }
 
 func hostN(i int) string { return fmt.Sprintf("s%02d.localhost", i) }
@@ -287,7 +361,7 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 	peer, goal := "nginx root", 0.7
 	switch mode {
 	case "static":
-		router, err = proxybench.StartChild("-role", "router-mode", "-static", site)
+		router, err = proxybench.StartChild(profileArgs(o, "-role", "router-mode", "-static", site)...)
 		conf = func(listen string) string { return proxybench.NginxStaticConf(dir, listen, site) }
 	case "cache":
 		peer, goal = "nginx proxy_cache", 0.8
@@ -296,7 +370,7 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 			return ferr
 		}
 		defer files.Stop()
-		router, err = proxybench.StartChild("-role", "router-mode", "-backend", files.Addr, "-cache")
+		router, err = proxybench.StartChild(profileArgs(o, "-role", "router-mode", "-backend", files.Addr, "-cache")...)
 		conf = func(listen string) string { return proxybench.NginxCacheConf(dir, listen, files.Addr) }
 	}
 	if err != nil {

@@ -348,12 +348,11 @@ func (e hit) serveHit(w http.ResponseWriter, req *http.Request) (int, int64) {
 		w.WriteHeader(http.StatusNotModified)
 		return http.StatusNotModified, 0
 	}
-	w.WriteHeader(e.status)
 	if req.Method == http.MethodHead {
+		w.WriteHeader(e.status)
 		return e.status, 0
 	}
-	n, _ := w.Write(e.body)
-	return e.status, int64(n)
+	return e.status, int64(writeCorked(w, req, e.status, e.body))
 }
 
 var hitValue = []string{"HIT"}

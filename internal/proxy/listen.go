@@ -85,6 +85,7 @@ func NewHardenedServer(h http.Handler, l Limits) *http.Server {
 		ReadHeaderTimeout: positive(l.ReadHeaderTimeout),
 		IdleTimeout:       positive(l.IdleTimeout),
 		MaxHeaderBytes:    max(l.MaxHeaderBytes, 0),
+		ConnContext:       withConn,
 		// TLS handshake noise and clients hanging up are not worth a log line each.
 		ErrorLog: log.New(discard{}, "", 0),
 	}
@@ -190,9 +191,13 @@ type limitedConn struct {
 	// lastDeadline is when the write deadline was last moved (unix nanos);
 	// it moves at most every quarter of the timeout, not on every write.
 	lastDeadline atomic.Int64
+	cork         cork // see cork.go
 }
 
 func (c *limitedConn) Write(p []byte) (int, error) {
+	if c.cork.on {
+		return c.heldWrite(p)
+	}
 	c.moveDeadline()
 	return c.Conn.Write(p)
 }

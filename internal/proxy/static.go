@@ -290,12 +290,11 @@ func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFil
 		// The common case, without http.ServeContent: a file in memory and
 		// a plain GET.
 		h["Content-Length"] = body.hLen
-		w.WriteHeader(http.StatusOK)
 		if req.Method == http.MethodHead {
+			w.WriteHeader(http.StatusOK)
 			return http.StatusOK, 0
 		}
-		n, _ := w.Write(body.data)
-		return http.StatusOK, int64(n)
+		return http.StatusOK, int64(writeCorked(w, req, http.StatusOK, body.data))
 	}
 	// Conditional and range requests (304, 206, 412), and files on disk
 	// (sendfile), go through http.ServeContent.
