@@ -90,3 +90,26 @@ func TestFailureRecordedLate(t *testing.T) {
 		t.Fatalf("after space came back: %s at %q, %d pending; want failed at install, none", stored.Status, stored.Stage, d.PendingRecords())
 	}
 }
+
+// A late failure record is dropped, not retried forever, once the release
+// moved on meanwhile (a restarted serve recovered it as interrupted): the
+// lifecycle refuses failed after interrupted.
+func TestLateRecordDroppedOnceMovedOn(t *testing.T) {
+	d := diskDeployer(t)
+	d.MinFree = -1
+	d.failRelease = func(context.Context, *state.Release) error { return errors.New("database or disk is full") }
+	rel, err := d.Deploy(context.Background(), failingInstall(), nil)
+	if err == nil || d.PendingRecords() != 1 {
+		t.Fatalf("deploy: %v, %d pending", err, d.PendingRecords())
+	}
+	stored, _ := d.State.Release(context.Background(), rel.ID)
+	if err := d.State.Interrupt(context.Background(), stored); err != nil {
+		t.Fatal(err)
+	}
+	d.failRelease = nil
+	d.retryPending(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stored, _ = d.State.Release(context.Background(), rel.ID)
+	if stored.Status != state.StatusInterrupted || d.PendingRecords() != 0 {
+		t.Fatalf("after the retry: %s, %d pending; want interrupted and none", stored.Status, d.PendingRecords())
+	}
+}

@@ -28,6 +28,10 @@ type fakeDriver struct {
 	running map[string]*fakeInstance
 	n       int
 	ran     []string
+	// startsLeft, when >= 0, is how many more Starts succeed before each fails.
+	startsLeft int
+	// onRun, if set, is called with each hook's context as it runs.
+	onRun func(context.Context)
 }
 
 type fakeInstance struct {
@@ -38,7 +42,7 @@ type fakeInstance struct {
 var _ driver.Driver = (*fakeDriver)(nil)
 
 func newFakeDriver() *fakeDriver {
-	return &fakeDriver{health: 200, exits: map[string]int{}, running: map[string]*fakeInstance{}}
+	return &fakeDriver{health: 200, exits: map[string]int{}, running: map[string]*fakeInstance{}, startsLeft: -1}
 }
 
 func (f *fakeDriver) Capabilities() driver.Capabilities {
@@ -48,6 +52,12 @@ func (f *fakeDriver) Capabilities() driver.Capabilities {
 func (f *fakeDriver) Start(_ context.Context, spec driver.Spec) (driver.Instance, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.startsLeft == 0 {
+		return driver.Instance{}, errors.New("fake: no more instances start")
+	}
+	if f.startsLeft > 0 {
+		f.startsLeft--
+	}
 	f.n++
 	release := spec.Labels[driver.LabelRelease]
 	health := f.health
@@ -95,7 +105,10 @@ func (f *fakeDriver) List(_ context.Context, match map[string]string) ([]driver.
 	return out, nil
 }
 
-func (f *fakeDriver) Run(_ context.Context, spec driver.RunSpec) (int, error) {
+func (f *fakeDriver) Run(ctx context.Context, spec driver.RunSpec) (int, error) {
+	if f.onRun != nil {
+		f.onRun(ctx)
+	}
 	cmd := strings.Join(spec.Cmd, " ")
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -109,6 +122,13 @@ func (f *fakeDriver) Run(_ context.Context, spec driver.RunSpec) (int, error) {
 }
 
 func (f *fakeDriver) Logs(context.Context, string, io.Writer, bool) error { return nil }
+
+// failStartAfter makes every Start after the next n fail (n < 0: none fails).
+func (f *fakeDriver) failStartAfter(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.startsLeft = n
+}
 
 func (f *fakeDriver) count() int {
 	f.mu.Lock()
