@@ -28,8 +28,12 @@ type Entry struct {
 	Error  string        `json:"error,omitempty"`
 }
 
-// Audit is the audit trail in the state database.
-type Audit struct{ db *sql.DB }
+// Audit is the audit trail in the state database. Its rows are written
+// through the state's write queue (st.Exec), read straight from db.
+type Audit struct {
+	db *sql.DB
+	st *state.DB
+}
 
 var auditSchema = []string{
 	`CREATE TABLE audit (
@@ -54,12 +58,12 @@ func OpenAudit(ctx context.Context, db *state.DB) (*Audit, error) {
 	if err := db.MigratePart(ctx, "audit", auditSchema); err != nil {
 		return nil, err
 	}
-	return &Audit{db: db.SQL()}, nil
+	return &Audit{db: db.SQL(), st: db}, nil
 }
 
 // begin records a call as it starts, so a call serve dies during is still on record.
 func (a *Audit) begin(ctx context.Context, e *Entry) error {
-	res, err := a.db.ExecContext(ctx, `INSERT INTO audit (at, actor, via, remote, method, path) VALUES (?,?,?,?,?,?)`,
+	res, err := a.st.Exec(ctx, `INSERT INTO audit (at, actor, via, remote, method, path) VALUES (?,?,?,?,?,?)`,
 		e.At.UnixNano(), e.Actor, e.Via, e.Remote, e.Method, clip(e.Path, 500))
 	if err != nil {
 		return fmt.Errorf("auditing %s %s: %w", e.Method, e.Path, err)
@@ -70,7 +74,7 @@ func (a *Audit) begin(ctx context.Context, e *Entry) error {
 
 // end records how a call ended.
 func (a *Audit) end(ctx context.Context, e *Entry) error {
-	_, err := a.db.ExecContext(ctx, `UPDATE audit SET store=?, action=?, status=?, took_ns=?, error=? WHERE id=?`,
+	_, err := a.st.Exec(ctx, `UPDATE audit SET store=?, action=?, status=?, took_ns=?, error=? WHERE id=?`,
 		clip(e.Store, 200), clip(e.Action, 500), e.Status, int64(e.Took), clip(e.Error, 1000), e.ID)
 	if err != nil {
 		return fmt.Errorf("auditing %s %s: %w", e.Method, e.Path, err)

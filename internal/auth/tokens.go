@@ -30,7 +30,10 @@ type Token struct {
 }
 
 // Tokens keeps API tokens, hashed, in the state database.
-type Tokens struct{ db *sql.DB }
+type Tokens struct {
+	db *sql.DB
+	st *state.DB // writes go through the state's write queue
+}
 
 var tokenSchema = []string{
 	`CREATE TABLE auth_tokens (
@@ -52,7 +55,7 @@ func OpenTokens(ctx context.Context, db *state.DB) (*Tokens, error) {
 	if err := db.MigratePart(ctx, "auth_tokens", tokenSchema); err != nil {
 		return nil, err
 	}
-	return &Tokens{db: db.SQL()}, nil
+	return &Tokens{db: db.SQL(), st: db}, nil
 }
 
 var tokenNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -91,7 +94,7 @@ func (t *Tokens) Create(ctx context.Context, name string, scope Scope, stores, b
 	}
 	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	tok := &Token{Name: name, Scope: scope, Stores: stores, CreatedAt: time.Now(), CreatedBy: by}
-	_, err := t.db.ExecContext(ctx, `INSERT INTO auth_tokens (name, scope, stores, hash, created_by, created_at) VALUES (?,?,?,?,?,?)`,
+	_, err := t.st.Exec(ctx, `INSERT INTO auth_tokens (name, scope, stores, hash, created_by, created_at) VALUES (?,?,?,?,?,?)`,
 		name, string(scope), stores, hashToken(secret), by, tok.CreatedAt.UnixNano())
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
@@ -127,7 +130,7 @@ func (t *Tokens) List(ctx context.Context) ([]Token, error) {
 
 // Revoke ends a token at once: its next request gets 401.
 func (t *Tokens) Revoke(ctx context.Context, name string) error {
-	res, err := t.db.ExecContext(ctx, `UPDATE auth_tokens SET revoked_at = ? WHERE name = ? AND revoked_at = 0`, time.Now().UnixNano(), name)
+	res, err := t.st.Exec(ctx, `UPDATE auth_tokens SET revoked_at = ? WHERE name = ? AND revoked_at = 0`, time.Now().UnixNano(), name)
 	if err != nil {
 		return fmt.Errorf("revoking token %s: %w", name, err)
 	}
@@ -156,7 +159,7 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (*Identity, error) {
 	}
 	// Last use is kept to the second: one write per second per token at most.
 	if now := time.Now(); now.Sub(time.Unix(0, used)) > time.Second {
-		t.db.ExecContext(context.WithoutCancel(ctx), `UPDATE auth_tokens SET last_used = ? WHERE id = ?`, now.UnixNano(), rowID)
+		t.st.Exec(context.WithoutCancel(ctx), `UPDATE auth_tokens SET last_used = ? WHERE id = ?`, now.UnixNano(), rowID)
 	}
 	id.Via = "token"
 	return &id, nil

@@ -111,11 +111,11 @@ func (d *DB) CreateRelease(ctx context.Context, r *Release) error {
 	if !slices.Contains(Kinds, r.Kind) {
 		return fmt.Errorf("recording release for %s: kind %q is not one of %v", r.Store, r.Kind, Kinds)
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, end, err := d.beginTx(ctx)
 	if err != nil {
 		return fmt.Errorf("recording release for %s: %w", r.Store, err)
 	}
-	defer tx.Rollback()
+	defer end()
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(number), 0) FROM releases WHERE store = ?", r.Store).Scan(&n); err != nil {
 		return fmt.Errorf("recording release for %s: %w", r.Store, err)
@@ -186,11 +186,11 @@ func (d *DB) SaveProgress(ctx context.Context, r *Release) error {
 // even when the write itself fails (a full disk), so that a caller can keep
 // r and retry the same move later.
 func (d *DB) move(ctx context.Context, r *Release, t transition, also func(*sql.Tx) error) error {
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, end, err := d.beginTx(ctx)
 	if err != nil {
 		return d.moveFailed(r, t, err)
 	}
-	defer tx.Rollback()
+	defer end()
 	var from Status
 	var finished int64
 	err = tx.QueryRowContext(ctx, "SELECT status, finished_at FROM releases WHERE id=?", r.ID).Scan(&from, &finished)

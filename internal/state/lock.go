@@ -85,6 +85,9 @@ func (d *DB) Acquire(ctx context.Context, store string, o LockOptions) (*Lock, e
 	l := &Lock{d: d, Store: store, token: hex.EncodeToString(b[:]), lease: o.Lease, stop: make(chan struct{}), done: make(chan struct{}),
 		Holder: Holder{Host: host, PID: os.Getpid(), Commit: o.Commit, Since: time.Now()}}
 	for {
+		// Taken before trying, so a release that lands between the try and
+		// the wait below still wakes this waiter.
+		released := d.lockReleased()
 		err := d.tryAcquire(ctx, l)
 		if err == nil {
 			go l.renew()
@@ -94,23 +97,52 @@ func (d *DB) Acquire(ctx context.Context, store string, o LockOptions) (*Lock, e
 		if !errors.As(err, &le) || !o.Wait {
 			return nil, err
 		}
+		// A holder in this process wakes us as it lets go; one in another
+		// process (or a dead one whose lease runs out) is polled for.
+		t := time.NewTimer(crossProcessPoll)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil, fmt.Errorf("waiting for the lock of %s: %w (%v)", store, ctx.Err(), err)
-		case <-time.After(250 * time.Millisecond):
+		case <-released:
+		case <-t.C:
 		}
+		t.Stop()
+	}
+}
+
+// crossProcessPoll is how often a waiter looks again at a lock held by
+// another process; releases in this process wake waiters at once.
+const crossProcessPoll = 250 * time.Millisecond
+
+// lockReleased returns a channel closed at the next lock release in this process.
+func (d *DB) lockReleased() <-chan struct{} {
+	d.relMu.Lock()
+	defer d.relMu.Unlock()
+	if d.released == nil {
+		d.released = make(chan struct{})
+	}
+	return d.released
+}
+
+// wakeLockWaiters tells this process's waiters that a lock was released.
+func (d *DB) wakeLockWaiters() {
+	d.relMu.Lock()
+	defer d.relMu.Unlock()
+	if d.released != nil {
+		close(d.released)
+		d.released = nil
 	}
 }
 
 func (d *DB) tryAcquire(ctx context.Context, l *Lock) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return d.Write(ctx, func(tx *sql.Tx) error { return tryAcquireTx(ctx, tx, l) })
+}
+
+func tryAcquireTx(ctx context.Context, tx *sql.Tx, l *Lock) error {
 	var h Holder
 	var since, expires int64
-	err = tx.QueryRowContext(ctx, "SELECT host, pid, commit_sha, since, expires FROM locks WHERE store=?", l.Store).Scan(&h.Host, &h.PID, &h.Commit, &since, &expires)
+	err := tx.QueryRowContext(ctx, "SELECT host, pid, commit_sha, since, expires FROM locks WHERE store=?", l.Store).Scan(&h.Host, &h.PID, &h.Commit, &since, &expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -128,10 +160,7 @@ func (d *DB) tryAcquire(ctx context.Context, l *Lock) error {
 	_, err = tx.ExecContext(ctx, `INSERT INTO locks (store, token, host, pid, commit_sha, since, expires) VALUES (?,?,?,?,?,?,?)
 		ON CONFLICT (store) DO UPDATE SET token=excluded.token, host=excluded.host, pid=excluded.pid, commit_sha=excluded.commit_sha, since=excluded.since, expires=excluded.expires`,
 		l.Store, l.token, l.Holder.Host, l.Holder.PID, l.Holder.Commit, l.Holder.Since.UnixNano(), time.Now().Add(l.lease).UnixNano())
-	if err != nil {
-		return err
-	}
-	return tx.Commit()
+	return err
 }
 
 func processAlive(pid int) bool {
@@ -151,7 +180,7 @@ func (l *Lock) renew() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			res, err := l.d.db.Exec("UPDATE locks SET expires=? WHERE store=? AND token=?", time.Now().Add(l.lease).UnixNano(), l.Store, l.token)
+			res, err := l.d.Exec(context.Background(), "UPDATE locks SET expires=? WHERE store=? AND token=?", time.Now().Add(l.lease).UnixNano(), l.Store, l.token)
 			if err == nil {
 				if n, _ := res.RowsAffected(); n == 0 {
 					err = fmt.Errorf("the deploy lock of %s was taken over", l.Store)
@@ -179,7 +208,8 @@ func (l *Lock) Release() error {
 	l.once.Do(func() {
 		close(l.stop)
 		<-l.done
-		_, err = l.d.db.Exec("DELETE FROM locks WHERE store=? AND token=?", l.Store, l.token)
+		_, err = l.d.Exec(context.Background(), "DELETE FROM locks WHERE store=? AND token=?", l.Store, l.token)
+		l.d.wakeLockWaiters()
 	})
 	return err
 }

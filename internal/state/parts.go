@@ -14,16 +14,15 @@ func (d *DB) SQL() *sql.DB { return d.db }
 // ran in the parts table. Parts version independently of the release schema,
 // so packages added in parallel never fight over one migration list.
 func (d *DB) MigratePart(ctx context.Context, part string, steps []string) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migrating %s: %w", part, err)
-	}
-	defer tx.Rollback()
+	return d.Write(ctx, func(tx *sql.Tx) error { return migratePart(ctx, tx, part, steps) })
+}
+
+func migratePart(ctx context.Context, tx *sql.Tx, part string, steps []string) error {
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_parts (part TEXT PRIMARY KEY, version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrating %s: %w", part, err)
 	}
 	var v int
-	err = tx.QueryRowContext(ctx, "SELECT version FROM schema_parts WHERE part = ?", part).Scan(&v)
+	err := tx.QueryRowContext(ctx, "SELECT version FROM schema_parts WHERE part = ?", part).Scan(&v)
 	if err != nil && err != sql.ErrNoRows {
 		return fmt.Errorf("migrating %s: %w", part, err)
 	}
@@ -39,5 +38,5 @@ func (d *DB) MigratePart(ctx context.Context, part string, steps []string) error
 		ON CONFLICT (part) DO UPDATE SET version = excluded.version`, part, len(steps)); err != nil {
 		return fmt.Errorf("migrating %s: %w", part, err)
 	}
-	return tx.Commit()
+	return nil
 }

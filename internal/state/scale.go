@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -20,11 +21,10 @@ const scaleTable = `CREATE TABLE IF NOT EXISTS store_scale (
 // SetScale records how many instances of each app of a store to run; later
 // deploys, restarts and starts use these counts over the config's.
 func (d *DB) SetScale(ctx context.Context, store string, counts map[string]int) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return d.Write(ctx, func(tx *sql.Tx) error { return setScale(ctx, tx, store, counts) })
+}
+
+func setScale(ctx context.Context, tx *sql.Tx, store string, counts map[string]int) error {
 	if _, err := tx.ExecContext(ctx, scaleTable); err != nil {
 		return fmt.Errorf("recording the scale of %s: %w", store, err)
 	}
@@ -35,7 +35,7 @@ func (d *DB) SetScale(ctx context.Context, store string, counts map[string]int) 
 			return fmt.Errorf("recording the scale of %s: %w", store, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // Scale returns the recorded instance counts of a store's apps (none recorded: empty).

@@ -52,41 +52,43 @@ const keyCheck = "slipway master key check"
 // s has the key the state was sealed with, and seals any plaintext env rows an
 // older Slipway left (in one transaction).
 func (d *DB) UseSealer(ctx context.Context, s Sealer) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
+	var n int
+	err := d.Write(ctx, func(tx *sql.Tx) (err error) {
+		n, err = d.checkKeyAndSeal(ctx, tx, s)
 		return err
-	}
-	defer tx.Rollback()
-	var check string
-	err = tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key='key_check'").Scan(&check)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('key_check', ?)", s.Seal([]byte(keyCheck), "meta/key_check")); err != nil {
-			return fmt.Errorf("recording the master key check: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("reading the master key check: %w", err)
-	default:
-		if got, err := s.Open(check, "meta/key_check"); err != nil || string(got) != keyCheck {
-			return fmt.Errorf("the master key does not open this state (%s): use the key it was created with", d.path)
-		}
-	}
-	n, err := sealPlainEnv(ctx, tx, s)
+	})
 	if err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
 		return err
 	}
 	if n > 0 {
 		// secure_delete zeroes the old cells; the checkpoint moves the new pages
 		// over the old ones in the main file and empties the WAL.
-		if _, err := d.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		if _, err := d.Exec(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 			return fmt.Errorf("checkpointing after sealing the env: %w", err)
 		}
 	}
 	d.sealer = s
 	return nil
+}
+
+// checkKeyAndSeal checks (or records) the master key check and seals
+// plaintext env rows, returning how many it sealed.
+func (d *DB) checkKeyAndSeal(ctx context.Context, tx *sql.Tx, s Sealer) (int, error) {
+	var check string
+	err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key='key_check'").Scan(&check)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('key_check', ?)", s.Seal([]byte(keyCheck), "meta/key_check")); err != nil {
+			return 0, fmt.Errorf("recording the master key check: %w", err)
+		}
+	case err != nil:
+		return 0, fmt.Errorf("reading the master key check: %w", err)
+	default:
+		if got, err := s.Open(check, "meta/key_check"); err != nil || string(got) != keyCheck {
+			return 0, fmt.Errorf("the master key does not open this state (%s): use the key it was created with", d.path)
+		}
+	}
+	return sealPlainEnv(ctx, tx, s)
 }
 
 // sealPlainEnv rewrites plaintext store_env rows sealed (a migration from
@@ -158,11 +160,11 @@ var (
 )
 
 func (d *DB) setKV(ctx context.Context, t kvTable, store string, kv map[string]*string) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return d.Write(ctx, func(tx *sql.Tx) error { return d.setKVTx(ctx, tx, t, store, kv) })
+}
+
+func (d *DB) setKVTx(ctx context.Context, tx *sql.Tx, t kvTable, store string, kv map[string]*string) error {
+	var err error
 	now := time.Now().UnixNano()
 	for k, v := range kv {
 		if v == nil {
@@ -179,7 +181,7 @@ func (d *DB) setKV(ctx context.Context, t kvTable, store string, kv map[string]*
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 func (d *DB) getKV(ctx context.Context, t kvTable, store string) (map[string]string, error) {
@@ -257,7 +259,7 @@ func (d *DB) SaveSpec(ctx context.Context, id, store string, spec []byte) error 
 	if err != nil {
 		return err
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO instance_specs (id, store, spec, updated_at) VALUES (?,?,?,?)
+	_, err = d.Exec(ctx, `INSERT INTO instance_specs (id, store, spec, updated_at) VALUES (?,?,?,?)
 		ON CONFLICT (id) DO UPDATE SET store=excluded.store, spec=excluded.spec, updated_at=excluded.updated_at`, id, store, sealed, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("recording the spec of instance %s: %w", id, err)
@@ -268,7 +270,7 @@ func (d *DB) SaveSpec(ctx context.Context, id, store string, spec []byte) error 
 // DeleteSpecs forgets the specs of instances that are gone or replaced.
 func (d *DB) DeleteSpecs(ctx context.Context, ids ...string) error {
 	for _, id := range ids {
-		if _, err := d.db.ExecContext(ctx, "DELETE FROM instance_specs WHERE id=?", id); err != nil {
+		if _, err := d.Exec(ctx, "DELETE FROM instance_specs WHERE id=?", id); err != nil {
 			return fmt.Errorf("forgetting the spec of instance %s: %w", id, err)
 		}
 	}

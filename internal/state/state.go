@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
@@ -21,6 +22,11 @@ type DB struct {
 	path string
 	// sealer encrypts values at rest (UseSealer); without one, writing them fails.
 	sealer Sealer
+	// wslot queues this process's writes (writer.go).
+	wslot chan struct{}
+	// released is closed when a lock of this process is released (lock.go).
+	relMu    sync.Mutex
+	released chan struct{}
 }
 
 // migrations are applied in order; user_version records how many ran.
@@ -75,7 +81,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
-	d := &DB{db: db, path: path}
+	d := &DB{db: db, path: path, wslot: make(chan struct{}, 1)}
 	if err := d.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating state %s: %w", path, err)
@@ -94,11 +100,10 @@ func (d *DB) Close() error { return d.db.Close() }
 func (d *DB) Path() string { return d.path }
 
 func (d *DB) migrate(ctx context.Context) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return d.Write(ctx, func(tx *sql.Tx) error { return migrateTx(ctx, tx) })
+}
+
+func migrateTx(ctx context.Context, tx *sql.Tx) error {
 	var v int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return err
@@ -111,10 +116,8 @@ func (d *DB) migrate(ctx context.Context) error {
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
-		return err
-	}
-	return tx.Commit()
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)))
+	return err
 }
 
 // Image is what a release runs for one app.
