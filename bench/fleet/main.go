@@ -1,49 +1,72 @@
-// Command fleet times `slipway up` of a fleet of stores: compose, build, pack
-// and deploy every store of a generated monorepo (Alokai layout: a Next-style
-// storefront and a middleware per store, each a small Node.js server), from
-// exec until up prints "serving on". Goal: 30 stores in ≤ 8 s.
+// Command fleet benchmarks Slipway's fleet operations on the process runtime,
+// all in one run on a generated monorepo (Alokai layout: a template store and
+// S child stores, each with a Next-style storefront and a middleware, both
+// small Node.js servers):
 //
-//	go run ./bench/fleet [-stores 30] [-runs 2]
+//   - `slipway up` of every store, from exec until it prints "serving on"
+//     (compose, build, pack, publish, deploy, gate). Goal: 30 stores ≤ 8 s.
 //
-// There is no peer here: the figure is compared with the issue's baseline
-// (11.5 s for 30 stores before this work).
+//   - against that running serve: one store's `deploy --deploy-only`, then
+//     `deploy --all --deploy-only --wave W` of every store. Goal: ≤ 3× the
+//     one store's deploy.
+//
+//   - serve's peak RSS over all of it. Goal: ≤ 150 MB.
+//
+//   - the peer: the same Node servers started straight from a shell's view
+//     (exec node, poll /healthz, stop the old one), in the same waves, with
+//     no Slipway at all: the floor this machine sets for the rollout.
+//
+//     go run ./bench/fleet                 # 30 stores, waves of 10, 2 runs
+//     go run ./bench/fleet -stores 10 -wave 5 -runs 3
+//     go run ./bench/fleet -profile /tmp/fleet.pprof   # serve's CPU profile of run 1
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
+type options struct {
+	stores, wave, runs, one int
+	keep, verbose           bool
+	profile                 string
+}
+
 func main() {
-	stores := flag.Int("stores", 30, "stores in the generated monorepo")
-	runs := flag.Int("runs", 2, "runs (each on a fresh state dir)")
-	keep := flag.Bool("keep", false, "keep the temp dir")
+	var o options
+	flag.IntVar(&o.stores, "stores", 30, "stores in the generated monorepo")
+	flag.IntVar(&o.wave, "wave", 10, "stores per wave")
+	flag.IntVar(&o.runs, "runs", 2, "runs (each on a fresh state dir)")
+	flag.IntVar(&o.one, "one", 3, "one-store deploys per run (the median counts)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
+	flag.BoolVar(&o.verbose, "v", false, "print the rollout's output")
+	flag.StringVar(&o.profile, "profile", "", "write serve's CPU profile of run 1 to this file")
 	flag.Parse()
-	if err := run(*stores, *runs, *keep); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		os.Exit(1)
 	}
 }
 
-func run(stores, runs int, keep bool) error {
+// result is one run's figures.
+type result struct {
+	up, one, waves, floor time.Duration
+	rssMB                 float64
+}
+
+func run(o options) error {
 	dir, err := os.MkdirTemp("", "slipway-fleet-")
 	if err != nil {
 		return err
 	}
-	if keep {
+	if o.keep {
 		fmt.Println("temp dir", dir)
 	} else {
 		defer os.RemoveAll(dir)
@@ -57,7 +80,7 @@ func run(stores, runs int, keep bool) error {
 		return err
 	}
 	repo := filepath.Join(dir, "repo")
-	if err := writeFleet(repo, stores); err != nil {
+	if err := writeFleet(repo, o.stores); err != nil {
 		return err
 	}
 	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "fleet"}} {
@@ -65,98 +88,136 @@ func run(stores, runs int, keep bool) error {
 			return err
 		}
 	}
-	var times []time.Duration
-	for i := range runs {
-		d, phases, err := upOnce(bin, repo, filepath.Join(dir, fmt.Sprintf("state-%d", i)))
+	fmt.Printf("fleet: %d stores × 2 Node apps, process runtime, waves of %d; load average %s\n", o.stores, o.wave, loadavg())
+	var rs []result
+	for i := range o.runs {
+		prof := ""
+		if i == 0 {
+			prof = o.profile
+		}
+		r, err := runOnce(bin, repo, filepath.Join(dir, fmt.Sprintf("state-%d", i)), o, prof)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		times = append(times, d)
-		fmt.Printf("run %d: up of %d stores: %s (%s)\n", i+1, stores, d.Round(10*time.Millisecond), phases)
+		rs = append(rs, r)
+		fmt.Printf("run %d: up %s | one store %s | %d stores in waves of %d %s = %.1f× one store | node floor %s | serve peak RSS %.1f MB | load %s\n",
+			i+1, ms(r.up), ms(r.one), o.stores, o.wave, ms(r.waves), ratio(r.waves, r.one), ms(r.floor), r.rssMB, loadavg())
 	}
-	best := slices.Min(times)
-	verdict := "MISS"
-	if best <= 8*time.Second {
-		verdict = "OK"
-	}
-	fmt.Printf("\nbest %s, median %s; goal ≤ 8 s for 30 stores (baseline 11.5 s): %s\n", best.Round(10*time.Millisecond), median(times).Round(10*time.Millisecond), verdict)
+	summarise(rs, o)
 	return nil
 }
 
-var deployTime = regexp.MustCompile(`\s(\d+(?:\.\d+)?)(ms|s)\s*$`)
-
-// upOnce runs slipway up until it serves, then stops it with SIGINT.
-func upOnce(bin, repo, state string) (time.Duration, string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// runOnce brings the fleet up on a fresh state dir, then times one store's
+// deploy and the rollout against that serve, then the Node floor.
+func runOnce(bin, repo, state string, o options, profile string) (result, error) {
+	var r result
+	up, err := startUp(bin, repo, state, profile)
 	if err != nil {
-		return 0, "", err
+		return r, err
 	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "up", "-C", repo, "--state-dir", state, "--http", addr)
-	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGINT}
-	out, err := cmd.StdoutPipe()
+	defer up.stop()
+	r.up = up.took
+	cli := func(args ...string) (string, time.Duration, error) {
+		cmd := exec.Command(bin, append(args, "-C", repo, "--state-dir", state)...)
+		cmd.Env = cleanEnv()
+		t := time.Now()
+		out, err := cmd.CombinedOutput()
+		return string(out), time.Since(t), err
+	}
+	var ones []time.Duration
+	for range o.one {
+		out, d, err := cli("deploy", "--store-id", "s01", "--deploy-only")
+		if err != nil {
+			return r, fmt.Errorf("deploy-only of one store: %v\n%s", err, lastLines(out, 20))
+		}
+		ones = append(ones, d)
+	}
+	r.one = median(ones)
+	out, d, err := cli("deploy", "--all", "--deploy-only", "--wave", fmt.Sprint(o.wave))
 	if err != nil {
-		return 0, "", err
+		return r, fmt.Errorf("deploy --all --wave: %v\n%s", err, lastLines(out, 40))
 	}
-	var stderr strings.Builder
-	errR, _ := cmd.StderrPipe()
-	t := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, "", err
+	if n := strings.Count(out, " live "); n < o.stores {
+		return r, fmt.Errorf("deploy --all --wave: %d stores live, want %d\n%s", n, o.stores, lastLines(out, 40))
 	}
-	var buildAt time.Duration
-	go func() {
-		sc := bufio.NewScanner(errR)
-		for sc.Scan() {
-			line := sc.Text()
-			if buildAt == 0 && strings.Contains(line, "deploy: started") {
-				buildAt = time.Since(t)
-			}
-			stderr.WriteString(line + "\n")
-		}
-	}()
-	sc := bufio.NewScanner(out)
-	var took time.Duration
-	var slowest time.Duration
-	for sc.Scan() {
-		line := sc.Text()
-		if m := deployTime.FindStringSubmatch(line); m != nil {
-			v, _ := strconv.ParseFloat(m[1], 64)
-			d := time.Duration(v * float64(time.Millisecond))
-			if m[2] == "s" {
-				d = time.Duration(v * float64(time.Second))
-			}
-			slowest = max(slowest, d)
-		}
-		if strings.HasPrefix(line, "serving on") {
-			took = time.Since(t)
-			break
-		}
+	if o.verbose {
+		fmt.Println(out)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	go io.Copy(io.Discard, out)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	r.waves = d
+	r.rssMB = up.peakRSS()
+	up.stop()
+	if r.floor, err = nodeFloor(repo, o.stores, o.wave); err != nil {
+		return r, fmt.Errorf("node floor: %w", err)
 	}
-	if took == 0 {
-		return 0, "", errors.New("slipway up did not serve:\n" + lastLines(stderr.String(), 30))
-	}
-	return took, fmt.Sprintf("first instance started at %s, slowest store's deploy %s", buildAt.Round(10*time.Millisecond), slowest.Round(10*time.Millisecond)), nil
+	return r, nil
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+func summarise(rs []result, o options) {
+	pick := func(f func(result) time.Duration) []time.Duration {
+		var out []time.Duration
+		for _, r := range rs {
+			out = append(out, f(r))
+		}
+		return out
 	}
-	return strings.Join(lines, "\n")
+	ups, ones, waves, floors := pick(func(r result) time.Duration { return r.up }), pick(func(r result) time.Duration { return r.one }),
+		pick(func(r result) time.Duration { return r.waves }), pick(func(r result) time.Duration { return r.floor })
+	var ratios []float64
+	rss := 0.0
+	for _, r := range rs {
+		ratios = append(ratios, ratio(r.waves, r.one))
+		rss = max(rss, r.rssMB)
+	}
+	fmt.Printf("\nup of %d stores: %s (goal ≤ 8 s for 30: %s)\n", o.stores, span(ups), verdict(slices.Min(ups) <= 8*time.Second))
+	fmt.Printf("one store's deploy-only: %s\n", span(ones))
+	fmt.Printf("deploy --all --deploy-only --wave %d: %s = %.1f–%.1f× one store (goal ≤ 3×: %s)\n", o.wave, span(waves), slices.Min(ratios), slices.Max(ratios), verdict(slices.Min(ratios) <= 3))
+	fmt.Printf("peer, the same Node servers started in the same waves without Slipway: %s; Slipway's rollout is %.1f–%.1f× that floor\n",
+		span(floors), minRatio(waves, floors), maxRatio(waves, floors))
+	fmt.Printf("serve peak RSS: %.1f MB (goal ≤ 150 MB: %s)\n", rss, verdict(rss <= 150))
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "OK"
+	}
+	return "MISS"
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func minRatio(a, b []time.Duration) float64 {
+	m := ratio(a[0], b[0])
+	for i := range a {
+		m = min(m, ratio(a[i], b[i]))
+	}
+	return m
+}
+
+func maxRatio(a, b []time.Duration) float64 {
+	m := ratio(a[0], b[0])
+	for i := range a {
+		m = max(m, ratio(a[i], b[i]))
+	}
+	return m
+}
+
+// span prints the range of ds (and the median with three or more).
+func span(ds []time.Duration) string {
+	lo, hi := slices.Min(ds), slices.Max(ds)
+	if len(ds) == 1 || lo == hi {
+		return ms(lo)
+	}
+	if len(ds) >= 3 {
+		return fmt.Sprintf("%s–%s (median %s)", ms(lo), ms(hi), ms(median(ds)))
+	}
+	return ms(lo) + "–" + ms(hi)
+}
+
+func ms(d time.Duration) string {
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -165,60 +226,21 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// writeFleet writes a monorepo with n stores under a template store, each
-// overriding one storefront file so that every store has its own image.
-func writeFleet(dir string, n int) error {
-	server := `const http = require("http");
-const server = http.createServer((req, res) => {
-  if (req.url === "/healthz") { res.end("ok"); return; }
-  res.end((process.env.SLIPWAY_STORE_ID || "?") + " " + require("./brand.json").name + "\n");
-});
-server.listen(Number(process.env.PORT || 3000), process.env.HOST || "127.0.0.1");
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
-`
-	files := map[string]string{
-		"apps/storefront-unified-nextjs/server.js":  server,
-		"apps/storefront-unified-nextjs/brand.json": `{"name": "base"}`,
-		"apps/storefront-middleware/server.js":      strings.Replace(server, `require("./brand.json").name`, `"middleware"`, 1),
-		"apps/stores/brand/README.md":               "template store\n",
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
 	}
-	var cfg strings.Builder
-	cfg.WriteString(`project: fleet
-apps:
-  - id: storefront-unified-nextjs
-    path: apps/storefront-unified-nextjs
-    framework: next
-    build: "true"
-    port: 3000
-    health: {path: /healthz}
-    entrypoint: [node, server.js]
-    deploy: {include: ["server.js", "brand.json"]}
-  - id: storefront-middleware
-    path: apps/storefront-middleware
-    build: "true"
-    port: 4000
-    health: {path: /healthz}
-    entrypoint: [node, server.js]
-    deploy: {include: ["server.js"]}
-stores:
-  brand: {template: true, framework: next}
-`)
-	for i := range n {
-		id := fmt.Sprintf("s%02d", i+1)
-		fmt.Fprintf(&cfg, "  %s: {projectName: fleet-%s, region: local}\n", id, id)
-		files["apps/stores/brand/stores/"+id+"/storefront-unified-nextjs/brand.json"] = fmt.Sprintf(`{"name": "%s"}`, id)
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
-	files["slipway.yaml"] = cfg.String()
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return strings.Join(lines, "\n")
 }
 
 func moduleRoot() (string, error) {
