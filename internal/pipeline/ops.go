@@ -59,7 +59,14 @@ func (d *Deployer) setLive(req DeployRequest, release string) {
 	}
 	req.Apps = slices.Clone(req.Apps)
 	req.Hooks = Hooks{}
+	prev := lives.m[d][req.Store]
 	lives.m[d][req.Store] = &liveStore{req: req, release: release}
+	if prev == nil || prev.stopped {
+		// A deploy brings a stopped store back (see stopped.go).
+		if _, err := d.State.Stopped(context.Background(), req.Store); err == nil {
+			d.clearStopped(req.Store)
+		}
+	}
 }
 
 func (d *Deployer) live(store string) *liveStore {
@@ -72,7 +79,9 @@ func (d *Deployer) live(store string) *liveStore {
 	// After a serve restart: rebuilt from the instance specs an earlier
 	// serve recorded (sealed) for self-healing.
 	if ls = d.restoreLive(store); ls == nil {
-		return nil
+		if ls = d.restoreStopped(store); ls == nil {
+			return nil
+		}
 	}
 	lives.mu.Lock()
 	defer lives.mu.Unlock()
@@ -214,6 +223,7 @@ func (d *Deployer) Start(ctx context.Context, store string, emit func(Event)) er
 		return err
 	}
 	o.ls.stopped = false
+	d.clearStopped(store)
 	return nil
 }
 
@@ -339,7 +349,15 @@ func (d *Deployer) Stop(ctx context.Context, store string, emit func(Event)) err
 	for _, s := range svcs {
 		c.Services = append(c.Services, proxy.DeployRequest{Service: s.Name, Health: s.Health, Maintenance: MaintenanceMessage})
 	}
+	if o.ls != nil {
+		if err := d.recordStopped(ctx, o.ls); err != nil {
+			return fmt.Errorf("stop %s: %w", store, err)
+		}
+	}
 	if _, err := d.Router.DeployAll(ctx, c); err != nil {
+		if o.ls != nil && !o.ls.stopped {
+			d.clearStopped(store)
+		}
 		return err
 	}
 	o.say("offline: the store's hosts answer 503 (maintenance)")
@@ -378,6 +396,7 @@ func (d *Deployer) Remove(ctx context.Context, store string, emit func(Event)) e
 	n := d.stopStoreExcept(ctx, "", store, nil)
 	o.say("stopped %d instance(s); the release history is kept", n)
 	d.dropLive(store)
+	d.clearStopped(store)
 	if len(names) == 0 && n == 0 {
 		return fmt.Errorf("remove %s: %w", store, ErrNotDeployed)
 	}
