@@ -88,6 +88,7 @@ func (r *Router) DeployAll(ctx context.Context, c Cutover) (CutoverResult, error
 				t.close()
 			}
 		}
+		closeStatics(ps)
 	}
 	start := time.Now()
 	if err := r.gateAll(ctx, ps); err != nil {
@@ -117,6 +118,9 @@ func (r *Router) DeployAll(ctx context.Context, c Cutover) (CutoverResult, error
 		go func() {
 			defer wg.Done()
 			n := r.drainAll(d.svc, d.targets, c.DrainTimeout)
+			if d.static != nil {
+				d.static.drain(c.DrainTimeout)
+			}
 			mu.Lock()
 			res.Cut += n
 			mu.Unlock()
@@ -220,6 +224,7 @@ func (r *Router) prepare(c Cutover) ([]*pending, error) {
 			p.next.maintenance = req.Maintenance
 		}
 		if err := r.prepareStatic(p); err != nil {
+			closeStatics(ps)
 			return nil, err
 		}
 		for _, addr := range req.Targets {
@@ -234,6 +239,7 @@ func (r *Router) prepare(c Cutover) ([]*pending, error) {
 		ps = append(ps, p)
 	}
 	if err := r.checkCutoverHostsLocked(c, ps); err != nil {
+		closeStatics(ps)
 		return nil, err
 	}
 	return ps, nil
@@ -293,6 +299,7 @@ func (r *Router) gateAll(ctx context.Context, ps []*pending) error {
 type drainJob struct {
 	svc     *service
 	targets []*target
+	static  *staticSite // the replaced release's files, closed after the drain
 }
 
 // swap saves the new state and publishes every new set and the new host
@@ -337,7 +344,7 @@ func (r *Router) swap(c Cutover, ps []*pending, res *CutoverResult) ([]drainJob,
 		}
 		res.Old = append(res.Old, dr.Old...)
 		res.Services = append(res.Services, dr)
-		drains = append(drains, drainJob{svc, replaced})
+		drains = append(drains, drainJob{svc, replaced, replacedStatic(old, p.next)})
 	}
 	for _, n := range c.Remove {
 		svc := r.services[n]
@@ -348,7 +355,7 @@ func (r *Router) swap(c Cutover, ps []*pending, res *CutoverResult) ([]drainJob,
 		old := svc.active.Load()
 		res.Removed = append(res.Removed, n)
 		res.Old = append(res.Old, old.addrs()...)
-		drains = append(drains, drainJob{svc, old.targets})
+		drains = append(drains, drainJob{svc, old.targets, old.static})
 	}
 	r.rebuildTableLocked()
 	return drains, nil

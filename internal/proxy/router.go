@@ -290,7 +290,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.errorPage(w, req, http.StatusServiceUnavailable, set.maintenance)
 		status = http.StatusServiceUnavailable
 	case set.static != nil:
-		status, n = set.static.serve(r, w, req)
+		status, n = r.serveStatic(svc, set.static, w, req)
 	case r.cache != nil && cacheableRequest(req):
 		status, n, t, cache = r.serveCacheable(svc, w, req)
 	default:
@@ -507,6 +507,9 @@ func (r *Router) Remove(ctx context.Context, name string) ([]string, error) {
 	unlock()
 	r.cfg.log.Info("service removed", "service", name, "targets", old.addrs())
 	r.drainAll(svc, old.targets, r.cfg.drainTimeout)
+	if old.static != nil {
+		old.static.drain(r.cfg.drainTimeout)
+	}
 	return old.addrs(), nil
 }
 

@@ -165,7 +165,7 @@ func (r *Router) load() error {
 			site, err := openStatic(*ss.Static)
 			if err != nil {
 				r.cfg.log.Warn("static site not restored", "service", ss.Name, "error", err)
-				site = &staticSite{spec: *ss.Static}
+				site = &staticSite{spec: *ss.Static, idle: make(chan struct{}, 1)}
 			}
 			set.static = site
 		}

@@ -40,6 +40,12 @@ type staticSite struct {
 	files sync.Map     // request path -> *staticFile, nil for "no such file"
 	count atomic.Int64 // entries in files
 	held  atomic.Int64 // bytes of small files kept in memory
+
+	// Requests in flight, for the drain that closes root (static_drain.go).
+	inflight  atomic.Int64
+	draining  atomic.Bool
+	idle      chan struct{}
+	closeOnce sync.Once
 }
 
 // staticFile is what the site knows about one servable file.
@@ -102,7 +108,7 @@ func openStatic(spec StaticSite) (*staticSite, error) {
 		return nil, fmt.Errorf("static site: %w", err)
 	}
 	spec.Dir = dir
-	return &staticSite{spec: spec, root: root}, nil
+	return &staticSite{spec: spec, root: root, idle: make(chan struct{}, 1)}, nil
 }
 
 // check proves the site servable before it gets traffic, as the health
@@ -122,8 +128,6 @@ func (s *staticSite) check() error {
 	}
 	return fmt.Errorf("static site %s: no index.html and no file at the top", s.spec.Dir)
 }
-
-func (s *staticSite) close() { s.root.Close() }
 
 // serve answers a request from the site's files and returns the status and
 // body bytes.
