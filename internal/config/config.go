@@ -101,8 +101,11 @@ type App struct {
 	Path string `yaml:"path" json:"path"`
 	// Framework is the store framework this app serves (next, nuxt, ...); empty = included in every store.
 	Framework string `yaml:"framework" json:"framework,omitempty"`
-	// Build is a shell command run instead of the package.json build script.
-	Build string `yaml:"build" json:"build,omitempty"`
+	// Build is a shell command run instead of the package.json build script
+	// (`build: COMMAND`; read through BuildSpec).
+	Build string `yaml:"-" json:"build,omitempty"`
+	// BuildSpec is the `build:` key; its mapping form is a Dockerfile build (dockerbuild.go).
+	BuildSpec BuildSpec `yaml:"build" json:"dockerBuild,omitzero"`
 	// Port the app listens on (given to it in PORT); default 3000.
 	Port int `yaml:"port" json:"port"`
 	// Health configures the health check.

@@ -263,6 +263,7 @@ func (v *validator) apps() {
 			}
 		}
 		v.static(c, a, where)
+		v.dockerBuild(c, a, where)
 	}
 }
 
