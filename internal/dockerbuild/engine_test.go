@@ -5,9 +5,9 @@ package dockerbuild
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"io"
 	"os"
 	"path/filepath"
