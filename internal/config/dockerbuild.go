@@ -37,6 +37,16 @@ type BuildSpec struct {
 // IsDockerfile reports whether the mapping form was used.
 func (b BuildSpec) IsDockerfile() bool { return b.set }
 
+// AsDockerfile returns b as a Dockerfile build (default file Dockerfile),
+// as the mapping form reads.
+func (b BuildSpec) AsDockerfile() BuildSpec {
+	b.set = true
+	if b.Dockerfile == "" {
+		b.Dockerfile = DefaultDockerfile
+	}
+	return b
+}
+
 // decodeNode reads a scalar command or a Dockerfile mapping.
 func (b *BuildSpec) decodeNode(d *decoder, n *yaml.Node, where string) {
 	b.Pos = posOf(n)

@@ -64,6 +64,11 @@ func ParseDockerfile(path string) (*Dockerfile, error) {
 			if !ok {
 				continue
 			}
+			// Mount options are parsed when the command is expanded; ids
+			// are taken as written (a build arg in one stays unexpanded).
+			if err := run.Expand(func(w string) (string, error) { return w, nil }); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, line(run), err)
+			}
 			for _, m := range instructions.GetMounts(run) {
 				if m.Type != instructions.MountTypeSecret {
 					continue
@@ -72,11 +77,7 @@ func ParseDockerfile(path string) (*Dockerfile, error) {
 				if id == "" {
 					id = filepath.Base(m.Target) // BuildKit's default id is the target's base name
 				}
-				line := 0
-				if loc := run.Location(); len(loc) > 0 {
-					line = loc[0].Start.Line
-				}
-				df.SecretMounts = append(df.SecretMounts, SecretMount{ID: id, Line: line})
+				df.SecretMounts = append(df.SecretMounts, SecretMount{ID: id, Line: line(run)})
 			}
 		}
 	}
@@ -115,4 +116,11 @@ func (df *Dockerfile) CheckSecrets(field string, listed []string) error {
 		}
 	}
 	return nil
+}
+
+func line(run *instructions.RunCommand) int {
+	if loc := run.Location(); len(loc) > 0 {
+		return loc[0].Start.Line
+	}
+	return 0
 }

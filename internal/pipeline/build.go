@@ -191,10 +191,12 @@ type buildUnit struct {
 	app   *config.App
 	dir   string
 	procs *procPlan
-	fp    string
-	env   map[string]string
-	repo  name.Repository
-	out   *BuiltImage
+	// docker is set for an app built from a Dockerfile (dockerfile.go).
+	docker *dockerUnit
+	fp     string
+	env    map[string]string
+	repo   name.Repository
+	out    *BuiltImage
 }
 
 // Build composes the stores, then for each store/app either finds an image
@@ -244,6 +246,8 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	bases := &baseCache{m: map[string]*baseEntry{}}
+	engine := &engineOnce{}
+	defer engine.close()
 	var units []*buildUnit
 	for _, sr := range composed {
 		st := cfg.Store(sr.Store)
@@ -261,6 +265,12 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				continue
 			}
 			u.repo = repo
+			if done, err := planDockerUnit(ctx, cfg, engine, u); done {
+				if err != nil {
+					u.out.Err = err
+				}
+				continue
+			}
 			base, err := bases.get(ctx, baseRef(cfg, app))
 			if err != nil {
 				u.out.Err = err
@@ -299,7 +309,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}
 	cwg.Wait()
 	for i, u := range units {
-		if done[i] && u.out.Err == nil {
+		if done[i] && u.out.Err == nil && u.docker == nil {
 			if err := checkReused(ctx, o.Store, u, bases, baseRef(cfg, u.app)); err != nil {
 				u.out.Err = err
 			}
@@ -326,7 +336,14 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		runner.Cache = &build.Cache{Dir: d}
 	}
 	var tasks []build.Task
+	var scripted, fromDockerfile []*buildUnit
 	for _, u := range toBuild {
+		if u.docker != nil {
+			logf("[%s/%s] building %s with the Docker engine", u.store.ID, u.app.ID, u.docker.spec.Dockerfile)
+			fromDockerfile = append(fromDockerfile, u)
+			continue
+		}
+		scripted = append(scripted, u)
 		logf("[%s/%s] building in %s", u.store.ID, u.app.ID, u.dir)
 		tasks = append(tasks, build.Task{Store: u.store.ID, App: u.app.ID, Dir: u.dir, Command: u.app.Build, Env: u.env})
 	}
@@ -335,8 +352,22 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	// 3. Pack and publish the successful builds, in parallel.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(2, jobs))
+	for _, u := range fromDockerfile {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := packDocker(ctx, o, engine, u, rev, tag, created); err != nil {
+				u.out.Err = err
+				logf("[%s/%s] failed: %v", u.store.ID, u.app.ID, err)
+				return
+			}
+			logf("[%s/%s] published %s", u.store.ID, u.app.ID, u.out.Ref+"@"+short(u.out.Digest))
+		}()
+	}
 	for i, r := range results {
-		u := toBuild[i]
+		u := scripted[i]
 		if r.Err != nil {
 			u.out.Err = r.Err
 			continue

@@ -1,0 +1,283 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/dockerbuild"
+	"github.com/slipway-dev/slipway/internal/gitfs"
+	"github.com/slipway-dev/slipway/internal/image"
+	"github.com/slipway-dev/slipway/internal/redact"
+)
+
+// dockerfileFormat changes when what goes into a Dockerfile build's
+// fingerprint changes.
+const dockerfileFormat = "slipway-dockerfile-v1"
+
+// dockerUnit is a store/app built from a Dockerfile: with `build:
+// {dockerfile: ...}` in its config, or a Dockerfile in the composed app.
+type dockerUnit struct {
+	field string // the config field errors name, e.g. "apps[0].build"
+	spec  config.BuildSpec
+	bctx  *dockerbuild.Context
+	df    *dockerbuild.Dockerfile
+}
+
+// planDocker returns the app's Dockerfile build, nil when it has none.
+func planDocker(cfg *config.Config, dir string, app *config.App) (*dockerUnit, error) {
+	spec := app.BuildSpec
+	field := fmt.Sprintf("%s: app %s: build", cfg.File, app.ID)
+	if !spec.IsDockerfile() {
+		if app.Build != "" || app.Static != "" {
+			return nil, nil
+		}
+		if st, err := os.Stat(filepath.Join(dir, config.DefaultDockerfile)); err != nil || !st.Mode().IsRegular() {
+			return nil, nil
+		}
+		spec = config.BuildSpec{}.AsDockerfile()
+		field = fmt.Sprintf("%s: app %s (a Dockerfile in %s)", cfg.File, app.ID, app.Path)
+	}
+	path := filepath.Join(dir, filepath.FromSlash(spec.Dockerfile))
+	df, err := dockerbuild.ParseDockerfile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s.dockerfile: %s is not in the composed app %s", field, spec.Dockerfile, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s.dockerfile: %w", field, err)
+	}
+	if err := df.CheckTarget(field+".target", spec.Target); err != nil {
+		return nil, err
+	}
+	if err := df.CheckSecrets(field+".secrets", spec.Secrets); err != nil {
+		return nil, err
+	}
+	bctx, err := dockerbuild.NewContext(dir, spec.Dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	return &dockerUnit{field: field, spec: spec, bctx: bctx, df: df}, nil
+}
+
+// engineOnce dials the Docker engine once per job, when a Dockerfile build needs it.
+type engineOnce struct {
+	once sync.Once
+	e    *dockerbuild.Engine
+	err  error
+}
+
+func (o *engineOnce) get(ctx context.Context) (*dockerbuild.Engine, error) {
+	o.once.Do(func() {
+		o.e, o.err = dockerbuild.Dial(ctx, "")
+		if o.err != nil {
+			o.err = fmt.Errorf("a Dockerfile build needs a Docker engine (DOCKER_HOST, else /var/run/docker.sock): %w", o.err)
+		}
+	})
+	return o.e, o.err
+}
+
+func (o *engineOnce) close() {
+	if o.e != nil {
+		o.e.Close()
+	}
+}
+
+// dockerFingerprint covers what the image depends on: the context's bytes
+// (after .dockerignore), the Dockerfile's path, target, args and secret
+// names (never values), the IDs of the FROM images the engine has, and the
+// app settings Slipway puts into the image.
+func dockerFingerprint(ctx context.Context, eng *engineOnce, project string, app *config.App, d *dockerUnit) (string, error) {
+	digest, err := d.bctx.Digest()
+	if err != nil {
+		return "", err
+	}
+	e, err := eng.get(ctx)
+	if err != nil {
+		return "", err
+	}
+	ids, err := e.BaseIDs(ctx, d.df.Bases)
+	if err != nil {
+		return "", err
+	}
+	settings, _ := json.Marshal(struct {
+		Format, Context, Dockerfile, Target, Project, ID string
+		Args, Secrets, Bases, BaseIDs                    []string
+		Port                                             int
+		Processes                                        map[string]*config.ProcessSpec `json:",omitempty"`
+	}{dockerfileFormat, digest, d.spec.Dockerfile, d.spec.Target, project, app.ID,
+		envList(d.spec.Args), slices.Sorted(slices.Values(d.spec.Secrets)), d.df.Bases, ids, app.Port, app.Processes})
+	h := sha256.Sum256(settings)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// dockerSecrets reads the build's secrets as store secrets are read: env
+// NAME, else the file named by NAME_FILE.
+func dockerSecrets(d *dockerUnit, getenv func(string) string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for i, name := range d.spec.Secrets {
+		if v := getenv(name); v != "" {
+			out[name] = []byte(v)
+			continue
+		}
+		f := getenv(name + "_FILE")
+		if f == "" {
+			return nil, fmt.Errorf("%s.secrets[%d]: %s is not set: set %s in the environment, or %s_FILE to a file holding it", d.field, i, name, name, name)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s.secrets[%d]: reading %s_FILE: %w", d.field, i, name, err)
+		}
+		out[name] = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	return out, nil
+}
+
+// engineTag names a store/app's last build in the engine, which keeps its
+// layers there for the next build's cache.
+func engineTag(project, store, app string) string {
+	clean := func(s string) string {
+		s = strings.ToLower(s)
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+				return r
+			}
+			return '-'
+		}, s)
+	}
+	return "slipway-build/" + clean(project) + "/" + clean(app) + ":" + clean(store)
+}
+
+// packDocker builds the unit's Dockerfile with the engine, exports the
+// image and publishes it like any other: commit tag, fingerprint tag,
+// process images.
+func packDocker(ctx context.Context, o BuildOptions, eng *engineOnce, u *buildUnit, rev gitfs.Revision, tag string, created time.Time) error {
+	start := time.Now()
+	label := u.store.ID + "/" + u.app.ID
+	e, err := eng.get(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	secrets, err := dockerSecrets(u.docker, os.Getenv)
+	if err != nil {
+		return err
+	}
+	var values []string
+	for _, v := range secrets {
+		values = append(values, string(v))
+	}
+	red := redact.New(values...)
+	cfg := o.Config
+	labels := image.Labels(image.LabelInfo{Project: cfg.Project, Store: u.store.ID, App: u.app.ID, Revision: rev.Commit, Source: rev.Source, Created: created})
+	labels[LabelFingerprint] = u.fp
+	maps.Copy(labels, metaLabels(u, "dockerfile:"+u.docker.spec.Dockerfile, ""))
+	tail := newTail(50)
+	id, err := e.Build(ctx, dockerbuild.Request{Context: u.docker.bctx, Target: u.docker.spec.Target, Args: u.docker.spec.Args,
+		Secrets: secrets, Labels: labels, Tag: engineTag(cfg.Project, u.store.ID, u.app.ID),
+		Line: func(s string) {
+			s = red.String(s)
+			tail.add(s)
+			if o.Verbose && o.Log != nil {
+				fmt.Fprintf(o.Log, "[%s] %s\n", label, s)
+			}
+		}})
+	if err != nil {
+		if !o.Verbose && o.Log != nil {
+			for _, l := range tail.lines() {
+				fmt.Fprintf(o.Log, "[%s] %s\n", label, l)
+			}
+		}
+		return fmt.Errorf("%s: docker build (%s): %w", label, u.docker.spec.Dockerfile, red.Error(err))
+	}
+	tBuild := time.Now()
+	dir := o.cacheDir()
+	if dir == "" {
+		dir = os.TempDir()
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	img, remove, err := e.Export(ctx, id, dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	defer remove()
+	tExport := time.Now()
+	ref := u.repo.Tag(tag)
+	dig, err := o.Store.Publish(ctx, ref, img)
+	if err != nil {
+		return fmt.Errorf("%s: publishing %s: %w", label, ref, err)
+	}
+	if _, err := o.Store.Publish(ctx, u.repo.Tag("fp-"+u.fp), img); err != nil {
+		return fmt.Errorf("%s: publishing the fingerprint tag: %w", label, err)
+	}
+	if u.out.Processes, err = publishProcesses(ctx, o.Store, u.repo, tag, img, u.procs.others); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	u.out.Phases = append(u.out.Phases, Phase{Name: "docker build", Millis: tBuild.Sub(start).Milliseconds()},
+		Phase{Name: "export", Millis: tExport.Sub(tBuild).Milliseconds()},
+		Phase{Name: "publish", Millis: time.Since(tExport).Milliseconds()})
+	u.out.Base = "dockerfile:" + u.docker.spec.Dockerfile
+	u.out.Ref = ref.String()
+	u.out.Digest = dig.DigestStr()
+	u.out.DriverRef = o.Store.DriverRef(dig)
+	u.out.Duration = time.Since(start)
+	return nil
+}
+
+// tail keeps a build's last lines, shown when it fails.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []string
+}
+
+func newTail(n int) *tail { return &tail{max: n} }
+
+func (t *tail) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, s)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+}
+
+func (t *tail) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.buf)
+}
+
+// planDockerUnit makes u a Dockerfile build when its app is one, with its
+// process plan and fingerprint; done reports that u needs nothing else.
+func planDockerUnit(ctx context.Context, cfg *config.Config, eng *engineOnce, u *buildUnit) (done bool, err error) {
+	label := u.store.ID + "/" + u.app.ID
+	d, err := planDocker(cfg, u.dir, u.app)
+	if err != nil {
+		return true, fmt.Errorf("%s: %w", label, err)
+	}
+	if d == nil {
+		return false, nil
+	}
+	u.docker = d
+	if u.procs, err = planProcesses(u.dir, u.app); err != nil {
+		return true, fmt.Errorf("%s: %w", label, err)
+	}
+	u.out.Release, u.out.WebInstances = u.procs.release, u.procs.webN
+	if u.fp, err = dockerFingerprint(ctx, eng, cfg.Project, u.app, d); err != nil {
+		return true, fmt.Errorf("%s: %w", label, err)
+	}
+	u.out.Fingerprint = u.fp
+	return true, nil
+}
