@@ -1,21 +1,30 @@
 //go:build integration
 
-package pipeline
+package dockerfiletest
 
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
@@ -82,7 +91,7 @@ func TestDockerfileBuildPublishesOnceWithoutTheSecret(t *testing.T) {
 	t.Setenv("NPM_TOKEN", dockerCanary)
 	dir := dockerfileRepo(t, base)
 	cnt, proxyAddr := countingProxy(t, reg.URL())
-	store := RemoteStore{Remote: registry.NewRemote(), Registry: proxyAddr}
+	store := pipeline.RemoteStore{Remote: registry.NewRemote(), Registry: proxyAddr}
 	first := runBuild(t, dir, store)
 	if len(first.Images) != 1 || first.Images[0].UpToDate {
 		t.Fatalf("first build: %+v", first.Images)
@@ -182,4 +191,52 @@ func assertNoCanary(t *testing.T, ref, want string) {
 	if !found {
 		t.Fatalf("no layer holds %q", want)
 	}
+}
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	c := exec.Command("git", append([]string{"-C", dir, "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"}, args...)...)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v %s", args, err, out)
+	}
+}
+
+func runBuild(t *testing.T, dir string, store pipeline.ImageStore) *pipeline.BuildResult {
+	t.Helper()
+	cfg, err := config.Load(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Build(context.Background(), pipeline.BuildOptions{Config: cfg, Stores: cfg.DeployableIDs(), Store: store, Jobs: 2, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range res.Images {
+		if im.Err != nil {
+			t.Fatalf("%s/%s: %v", im.Store, im.App, im.Err)
+		}
+	}
+	return res
+}
+
+// counter counts registry writes passing through a reverse proxy.
+type counter struct {
+	blobWrites, manifestWrites atomic.Int64
+}
+
+func countingProxy(t *testing.T, target string) (*counter, string) {
+	c := &counter{}
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/blobs/") && (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch):
+			c.blobWrites.Add(1)
+		case strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodPut:
+			c.manifestWrites.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return c, strings.TrimPrefix(srv.URL, "http://")
 }
