@@ -239,6 +239,12 @@ func (m *plainMux) HandlePublic(p string, h http.Handler)         { m.ServeMux.H
 
 // hook sends a signed push delivery (id "" = a new one) and returns the answer and how long it took.
 func (s *stack) hook(id, commit string) (int, push.Answer, time.Duration, error) {
+	code, a, took, _, err := s.hookTimed(id, commit)
+	return code, a, took, err
+}
+
+// hookTimed is hook that also returns the answer's Server-Timing parts (name → ms).
+func (s *stack) hookTimed(id, commit string) (int, push.Answer, time.Duration, map[string]float64, error) {
 	if id == "" {
 		id = fmt.Sprintf("bench-%d", delivery.Add(1))
 	}
@@ -252,13 +258,22 @@ func (s *stack) hook(id, commit string) (int, push.Answer, time.Duration, error)
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, push.Answer{}, 0, err
+		return 0, push.Answer{}, 0, nil, err
 	}
 	defer resp.Body.Close()
 	var a push.Answer
 	err = json.NewDecoder(resp.Body).Decode(&a)
-	return resp.StatusCode, a, time.Since(start), err
+	took := time.Since(start)
+	parts := map[string]float64{}
+	for _, m := range timingPart.FindAllStringSubmatch(resp.Header.Get("Server-Timing"), -1) {
+		var ms float64
+		fmt.Sscan(m[2], &ms)
+		parts[m[1]] += ms
+	}
+	return resp.StatusCode, a, took, parts, err
 }
+
+var timingPart = regexp.MustCompile(`([a-z]+);dur=([0-9.]+)`)
 
 func (s *stack) wait(a push.Answer) ([]*jobs.Job, error) {
 	var out []*jobs.Job
@@ -373,9 +388,10 @@ func webhookAnswers(s *stack, label, tag string) error {
 		return err
 	}
 	before, _ := s.svc.Queue.List(context.Background(), jobs.Filter{Limit: 1000})
-	run := func(ids []string) ([]time.Duration, map[string]int, error) {
+	run := func(ids []string) ([]time.Duration, map[string]int, map[string][]float64, error) {
 		lat := make([]time.Duration, len(ids))
 		statuses := map[string]int{}
+		phases := map[string][]float64{}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		var firstErr error
@@ -383,9 +399,16 @@ func webhookAnswers(s *stack, label, tag string) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				code, a, took, err := s.hook(id, commit)
+				code, a, took, parts, err := s.hookTimed(id, commit)
 				mu.Lock()
 				defer mu.Unlock()
+				handler := 0.0
+				for k, v := range parts {
+					phases[k] = append(phases[k], v)
+					handler += v
+				}
+				// What the handler did not spend: the gate (token check, audit row), HTTP and scheduling.
+				phases["outside"] = append(phases["outside"], float64(took.Microseconds())/1000-handler)
 				if err != nil || code >= 300 {
 					if firstErr == nil {
 						firstErr = fmt.Errorf("delivery %s: %d %v %s", id, code, err, a.Message)
@@ -397,19 +420,25 @@ func webhookAnswers(s *stack, label, tag string) error {
 			}()
 		}
 		wg.Wait()
-		return lat, statuses, firstErr
+		return lat, statuses, phases, firstErr
 	}
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("burst-%s-%d", tag, i)
 	}
-	lat, st1, err := run(ids)
+	lat, st1, ph1, err := run(ids)
 	if err != nil {
 		return err
 	}
-	lat2, st2, err := run(ids)
+	lat2, st2, ph2, err := run(ids)
 	if err != nil {
 		return err
+	}
+	// Deliveries answered "deciding" queue their jobs after the answer: count once all are decided.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if ps, err := s.svc.Queue.PendingDeliveries(context.Background()); err == nil && len(ps) == 0 {
+			break
+		}
 	}
 	after, _ := s.svc.Queue.List(context.Background(), jobs.Filter{Limit: 1000})
 	newJobs := map[string]int{}
@@ -427,7 +456,9 @@ func webhookAnswers(s *stack, label, tag string) error {
 		return l[min(len(l)-1, int(0.99*float64(len(l))))]
 	}
 	fmt.Printf("   first deliveries: %s  answers %v  %s\n", p(lat), st1, verdict(p99(lat) <= 200*time.Millisecond))
+	fmt.Printf("   %s\n", phaseLine(ph1))
 	fmt.Printf("   replays:          %s  answers %v  %s\n", p(lat2), st2, verdict(p99(lat2) <= 200*time.Millisecond && st2["duplicate"] == n))
+	fmt.Printf("   %s\n", phaseLine(ph2))
 	fmt.Printf("   jobs queued: %v  %s\n", newJobs, verdict(len(newJobs) == 1 && newJobs["eu"] == 1))
 	// Let eu's job finish, so that the console figures below are not measured beside a build.
 	for _, j := range after[:len(after)-len(before)] {
@@ -585,4 +616,21 @@ func consoleLogin(base, pw string) (*http.Cookie, error) {
 		}
 	}
 	return nil, fmt.Errorf("login refused: %d", resp.StatusCode)
+}
+
+// phaseLine prints the median and p99 of each part of the answers' time.
+func phaseLine(ph map[string][]float64) string {
+	var names []string
+	for k := range ph {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("where the time went (ms, p50/p99):")
+	for _, k := range names {
+		l := ph[k]
+		sort.Float64s(l)
+		fmt.Fprintf(&b, " %s %.1f/%.1f", k, l[len(l)/2], l[min(len(l)-1, int(0.99*float64(len(l))))])
+	}
+	return b.String()
 }

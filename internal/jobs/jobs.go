@@ -135,6 +135,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
 	PRIMARY KEY (provider, id)
 );`
 
+// deliveryColumns were added to deliveries after its first version (jobs.db files of older serves lack them).
+var deliveryColumns = map[string]string{
+	"state": `ALTER TABLE deliveries ADD COLUMN state TEXT NOT NULL DEFAULT 'done'`,
+	"event": `ALTER TABLE deliveries ADD COLUMN event TEXT NOT NULL DEFAULT ''`,
+}
+
 // Queue is the persisted job queue.
 type Queue struct {
 	db *sql.DB
@@ -149,6 +155,9 @@ type Queue struct {
 
 	runMu   sync.Mutex
 	cancels map[string]context.CancelFunc
+
+	// batch groups the writes of a burst of deliveries into shared transactions.
+	batch batcher
 }
 
 // Open opens (creating if needed) the queue database at path.
@@ -164,6 +173,10 @@ func Open(ctx context.Context, path string) (*Queue, error) {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("creating the job queue %s: %w", path, err)
+	}
+	if err := addColumns(ctx, db, "deliveries", deliveryColumns); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("upgrading the job queue %s: %w", path, err)
 	}
 	os.Chmod(path, 0o600)
 	return &Queue{db: db, wake: make(chan struct{}, 1), subs: map[string][]chan struct{}{}, cancels: map[string]context.CancelFunc{}}, nil
@@ -234,14 +247,37 @@ type Submitted struct {
 // already running or waiting at the same commit and kind is returned instead;
 // one waiting at another commit is marked superseded by j.
 func (q *Queue) Submit(ctx context.Context, j *Job) (*Job, Submitted, error) {
-	var sub Submitted
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, sub, err
+		return nil, Submitted{}, err
 	}
 	defer tx.Rollback()
+	out, sub, err := q.submitTx(ctx, tx, j)
+	if err != nil {
+		return nil, sub, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, sub, err
+	}
+	q.submitted(sub)
+	return out, sub, nil
+}
+
+// submitted wakes whoever follows a superseded job, and the scheduler, once the transaction is committed.
+func (q *Queue) submitted(sub Submitted) {
+	if sub.Superseded != "" {
+		q.notify(sub.Superseded)
+	}
+	if !sub.Existing {
+		q.kick()
+	}
+}
+
+// submitTx is Submit inside tx; the caller holds q.mu and commits.
+func (q *Queue) submitTx(ctx context.Context, tx *sql.Tx, j *Job) (*Job, Submitted, error) {
+	var sub Submitted
 	rows, err := tx.QueryContext(ctx, `SELECT doc FROM jobs WHERE store = ? AND status IN (?, ?) ORDER BY seq`, j.Store, StatusRunning, StatusWaiting)
 	if err != nil {
 		return nil, sub, err
@@ -285,13 +321,6 @@ func (q *Queue) Submit(ctx context.Context, j *Job) (*Job, Submitted, error) {
 		q.logTx(ctx, tx, waiting.ID, "superseded by "+j.ID+" (commit "+short(j.Commit)+")")
 		sub.Superseded = waiting.ID
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, sub, err
-	}
-	if waiting != nil {
-		q.notify(waiting.ID)
-	}
-	q.kick()
 	return j, sub, nil
 }
 
@@ -322,6 +351,8 @@ func (q *Queue) Get(ctx context.Context, id string) (*Job, error) {
 type Filter struct {
 	Store  string
 	Status string
+	// Delivery keeps the jobs a webhook delivery queued.
+	Delivery string
 	// Limit bounds the result; default 50, at most 1000.
 	Limit int
 }
@@ -341,6 +372,10 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]*Job, error) {
 	if f.Status != "" {
 		qs += ` AND status = ?`
 		args = append(args, f.Status)
+	}
+	if f.Delivery != "" {
+		qs += ` AND json_extract(doc, '$.delivery') = ?`
+		args = append(args, f.Delivery)
 	}
 	qs += ` ORDER BY seq DESC LIMIT ?`
 	args = append(args, f.Limit)
@@ -434,4 +469,31 @@ func (q *Queue) Active(ctx context.Context, store string) ([]*Job, error) {
 		out = append(out, j)
 	}
 	return out, rows.Err()
+}
+
+// addColumns adds the columns of table that are missing.
+func addColumns(ctx context.Context, db *sql.DB, table string, cols map[string]string) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		have[n] = true
+	}
+	rows.Close()
+	for name, ddl := range cols {
+		if have[name] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("adding %s.%s: %w", table, name, err)
+		}
+	}
+	return nil
 }

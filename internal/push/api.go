@@ -40,7 +40,7 @@ func jobError(w http.ResponseWriter, err error) {
 // listJobs serves GET /v1/jobs?store=&status=&limit=, only the stores the caller may read.
 func (s *Service) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := jobs.Filter{Store: q.Get("store"), Status: q.Get("status")}
+	f := jobs.Filter{Store: q.Get("store"), Status: q.Get("status"), Delivery: q.Get("delivery")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n <= 0 {

@@ -64,6 +64,27 @@ var ErrNoSource = errors.New("serve has no repository: start it with --repo URL 
 // decide compares each store at commit with its live commit and queues a job
 // for each store that changed (or that t names).
 func (s *Service) decide(ctx context.Context, commit string, t Trigger) ([]StoreDecision, error) {
+	p, err := s.plan(ctx, commit, t)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.enqueue(ctx, p, "", "", false); err != nil {
+		return nil, err
+	}
+	return p.ds, nil
+}
+
+// plan is what a push or request means for each store, before anything is
+// queued: making it only reads (git objects, the live releases).
+type plan struct {
+	ds []StoreDecision
+	// jobs[i] belongs to the decision at queued[i].
+	jobs   []*jobs.Job
+	queued []int
+}
+
+// plan compares each store at commit with its live commit; commit must be in the cache.
+func (s *Service) plan(ctx context.Context, commit string, t Trigger) (*plan, error) {
 	if s.Repo == nil {
 		return nil, ErrNoSource
 	}
@@ -91,43 +112,52 @@ func (s *Service) decide(ctx context.Context, commit string, t Trigger) ([]Store
 	if t.DeployOnly {
 		kind = jobs.KindDeployOnly
 	}
-	var out []StoreDecision
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Store < changes[j].Store })
+	p := &plan{}
 	for _, ch := range changes {
-		d := StoreDecision{Store: ch.Store, Since: ch.Since, Note: ch.Note, Files: ch.Files}
+		d := StoreDecision{Store: ch.Store, Since: ch.Since, Note: ch.Note, Files: ch.Files, Decision: Unchanged}
 		for _, r := range ch.Reasons {
 			d.Reasons = append(d.Reasons, string(r))
 		}
-		if !ch.Changed && t.Stores == nil {
-			d.Decision = Unchanged
-			out = append(out, d)
-			continue
+		if ch.Changed || t.Stores != nil {
+			if !ch.Changed {
+				d.Reasons = []string{ReasonRequested}
+			}
+			d.Decision = Queued
+			p.queued = append(p.queued, len(p.ds))
+			p.jobs = append(p.jobs, &jobs.Job{Trigger: t.Kind, Who: t.Who, Kind: kind, Store: d.Store, Commit: commit,
+				Ref: t.Ref, Reasons: d.Reasons, Delivery: t.Delivery})
 		}
-		if !ch.Changed {
-			d.Reasons = []string{ReasonRequested}
-		}
-		if err := s.queue(ctx, &d, commit, kind, t); err != nil {
-			return out, err
-		}
-		out = append(out, d)
+		p.ds = append(p.ds, d)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Store < out[j].Store })
-	return out, nil
+	return p, nil
 }
 
-// queue records the job for one store, unless one for the same commit already
-// runs or waits (then that job is the answer).
-func (s *Service) queue(ctx context.Context, d *StoreDecision, commit, kind string, t Trigger) error {
-	d.Decision = Queued
-	j, sub, err := s.Queue.Submit(ctx, &jobs.Job{Trigger: t.Kind, Who: t.Who, Kind: kind, Store: d.Store, Commit: commit,
-		Ref: t.Ref, Reasons: d.Reasons, Delivery: t.Delivery})
-	if err != nil {
-		return fmt.Errorf("queueing %s: %w", d.Store, err)
+// enqueue queues p's jobs in one transaction, with the delivery's claim when
+// delivery is set (pending: finishing a delivery claimed before its decision).
+// It fills in the job ids; fresh is false when the delivery was claimed
+// before (nothing queued).
+func (s *Service) enqueue(ctx context.Context, p *plan, provider, delivery string, pending bool) (fresh bool, err error) {
+	var out []jobs.Queued
+	if delivery == "" {
+		for _, j := range p.jobs {
+			got, sub, err := s.Queue.Submit(ctx, j)
+			if err != nil {
+				return false, fmt.Errorf("queueing %s: %w", j.Store, err)
+			}
+			out = append(out, jobs.Queued{Job: got, Submitted: sub})
+		}
+	} else if fresh, out, err = s.Queue.Accept(ctx, provider, delivery, pending, p.jobs); err != nil || !fresh {
+		return fresh, err
 	}
-	d.Job, d.Supersedes = j.ID, sub.Superseded
-	if sub.Existing {
-		d.Note = "already " + j.Status + " for this commit"
+	for i, q := range out {
+		d := &p.ds[p.queued[i]]
+		d.Job, d.Supersedes = q.Job.ID, q.Superseded
+		if q.Existing {
+			d.Note = "already " + q.Job.Status + " for this commit"
+		}
 	}
-	return nil
+	return true, nil
 }
 
 // skipAll answers a push whose head commit asks to be skipped: every store of

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
-	"github.com/slipway-dev/slipway/internal/jobs"
 	"github.com/slipway-dev/slipway/internal/source"
 )
 
@@ -63,41 +62,62 @@ func (s *Service) hook(provider string) http.HandlerFunc {
 			refuse(w, http.StatusBadRequest, provider, "the delivery carries no delivery id header, so a replay could not be told apart")
 			return
 		}
-		fresh, err := s.Queue.ClaimDelivery(r.Context(), provider, ev.Delivery)
+		tm := newTiming()
+		seen, err := s.Queue.SeenDelivery(r.Context(), provider, ev.Delivery)
 		if err != nil {
-			refuse(w, http.StatusInternalServerError, provider, "recording the delivery: "+err.Error())
+			refuse(w, http.StatusInternalServerError, provider, "reading the deliveries: "+err.Error())
 			return
 		}
-		if !fresh {
-			writeJSON(w, http.StatusOK, Answer{Status: "duplicate", Provider: provider, Delivery: ev.Delivery,
-				Message: "this delivery was received before; nothing was done", Stores: []StoreDecision{}})
+		tm.mark("seen")
+		if seen {
+			w.Header().Set("Server-Timing", tm.String())
+			writeJSON(w, http.StatusOK, duplicate(provider, ev.Delivery))
 			return
 		}
 		auth.Note(r.Context(), "", "webhook "+provider+" "+ev.Name)
-		ans, code, err := s.onEvent(r.Context(), ev)
+		// A sender that hangs up does not stop a decision half-way: its claim and jobs go together.
+		ans, code, err := s.onEvent(context.WithoutCancel(r.Context()), ev, tm)
 		if err != nil {
-			// Nothing was queued: let the sender's redelivery run.
-			s.Queue.ReleaseDelivery(context.WithoutCancel(r.Context()), provider, ev.Delivery)
+			// Nothing was claimed nor queued: the sender's redelivery runs.
 			s.log.Error("webhook failed", "provider", provider, "delivery", ev.Delivery, "error", err)
 			auth.NoteError(r.Context(), err.Error())
 			refuse(w, http.StatusBadGateway, provider, err.Error())
 			return
 		}
+		w.Header().Set("Server-Timing", tm.String())
 		writeJSON(w, code, ans)
 	}
 }
 
-// onEvent decides what a verified, first-seen delivery does.
-func (s *Service) onEvent(ctx context.Context, ev *source.Event) (Answer, int, error) {
+func duplicate(provider, delivery string) Answer {
+	return Answer{Status: "duplicate", Provider: provider, Delivery: delivery,
+		Message: "this delivery was received before; nothing was done", Stores: []StoreDecision{}}
+}
+
+// onEvent decides what a verified delivery does and claims it (with the jobs
+// it queues, in one transaction); a delivery claimed meanwhile by a
+// concurrent copy gets "duplicate".
+func (s *Service) onEvent(ctx context.Context, ev *source.Event, tm *timing) (Answer, int, error) {
 	ans := Answer{Provider: ev.Provider, Delivery: ev.Delivery, Branch: ev.Branch, Commit: ev.After, Stores: []StoreDecision{}}
+	done := func(code int) (Answer, int, error) {
+		fresh, _, err := s.Queue.Accept(ctx, ev.Provider, ev.Delivery, false, nil)
+		tm.mark("claim")
+		if err != nil {
+			return ans, 0, err
+		}
+		if !fresh {
+			return duplicate(ev.Provider, ev.Delivery), http.StatusOK, nil
+		}
+		return ans, code, nil
+	}
 	ignore := func(msg string) (Answer, int, error) {
 		ans.Status, ans.Message = "ignored", msg
-		return ans, http.StatusAccepted, nil
+		return done(http.StatusAccepted)
 	}
 	switch {
 	case ev.Kind == source.EventPing:
 		ans.Status, ans.Message, ans.Commit = "pong", "webhook verified; pushes to "+s.Repo.Branch()+" deploy", ""
-		return ans, http.StatusOK, nil
+		return done(http.StatusOK)
 	case ev.Kind != source.EventPush:
 		return ignore(fmt.Sprintf("event %q does not deploy", ev.Name))
 	case ev.Tag != "":
@@ -112,30 +132,7 @@ func (s *Service) onEvent(ctx context.Context, ev *source.Event) (Answer, int, e
 	if m := source.SkipMarker(ev.HeadMessage); m != "" {
 		ans.Status, ans.Message = "skipped", m+" in the head commit's message"
 		ans.Stores = s.skipAll(ctx, m)
-		return ans, http.StatusOK, nil
+		return done(http.StatusOK)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AnswerBudget)
-	defer cancel()
-	// The payload says which commit; the bytes come from the configured repository only.
-	if err := s.Repo.FetchCommit(ctx, ev.After); err != nil {
-		return ans, 0, err
-	}
-	who := ev.Provider
-	if ev.Pusher != "" {
-		who += ":" + ev.Pusher
-	}
-	ds, err := s.decide(ctx, ev.After, Trigger{Kind: jobs.TriggerWebhook, Who: who, Ref: ev.Branch, Delivery: ev.Delivery})
-	if err != nil {
-		return ans, 0, err
-	}
-	ans.Stores = ds
-	ans.Status = "accepted"
-	n := 0
-	for _, d := range ds {
-		if d.Decision == Queued {
-			n++
-		}
-	}
-	ans.Message = fmt.Sprintf("%d store(s) queued, %d unchanged", n, len(ds)-n)
-	return ans, http.StatusAccepted, nil
+	return s.deployPush(ctx, ev, ans, tm)
 }

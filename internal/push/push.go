@@ -33,6 +33,8 @@ type Options struct {
 	SecretFiles map[string]string
 	// Jobs bounds how many jobs run at once; default 1.
 	Jobs int
+	// DecideBudget bounds how long a webhook's answer waits for its decisions; default DecideBudget.
+	DecideBudget time.Duration
 	// Notify, when set, receives every job that ended.
 	Notify func(*jobs.Job)
 	Log    *slog.Logger
@@ -57,6 +59,8 @@ type Service struct {
 	outDir  string
 	// now is the clock for answer deadlines (tests).
 	now func() time.Time
+	// budget is Options.DecideBudget.
+	budget time.Duration
 }
 
 // Open reads the secrets, opens the cache and the queue, and settles jobs a
@@ -66,7 +70,10 @@ func Open(ctx context.Context, o Options, d Deps) (*Service, error) {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Service{o: o, d: d, log: o.Log, secrets: map[string][]byte{}, now: time.Now,
-		outDir: filepath.Join(o.DataDir, "source", "out")}
+		outDir: filepath.Join(o.DataDir, "source", "out"), budget: o.DecideBudget}
+	if s.budget <= 0 {
+		s.budget = DecideBudget
+	}
 	for _, p := range source.Providers {
 		f := o.SecretFiles[p]
 		if f == "" {
@@ -115,8 +122,14 @@ func (s *Service) liveAt(store, commit, release string) bool {
 	return cur.Commit == commit
 }
 
-// Start runs waiting jobs until Stop.
-func (s *Service) Start(ctx context.Context) { s.sched.Start(ctx) }
+// Start runs waiting jobs until Stop, and decides the webhook deliveries a
+// previous serve answered but did not decide.
+func (s *Service) Start(ctx context.Context) {
+	s.sched.Start(ctx)
+	if s.Repo != nil {
+		go s.resumePending(ctx)
+	}
+}
 
 // Stop stops starting jobs, interrupts those before their deploy (queued
 // again on the next start) and waits for deploys under way until ctx ends.

@@ -32,11 +32,15 @@ type harness struct {
 	secret []byte
 	local  *http.Client
 	n      int
+	opts   push.Options
+	deps   push.Deps
+	ctx    context.Context
 }
 
 const githubSecret = "gh-secret-for-tests"
 
-func start(t *testing.T) *harness {
+// start runs serve with the push service; its webhooks wait up to budget for their decisions.
+func start(t *testing.T, budget time.Duration) *harness {
 	t.Helper()
 	testenv.Node(t)
 	g := testenv.NewGitRepo(t)
@@ -55,10 +59,11 @@ func start(t *testing.T) *harness {
 	os.WriteFile(filepath.Join(secrets, "github"), []byte(githubSecret+"\n"), 0o600)
 	os.WriteFile(filepath.Join(secrets, "gitea"), []byte("gitea-secret"), 0o600)
 	os.WriteFile(filepath.Join(secrets, "gitlab"), []byte("gitlab-token"), 0o600)
-	svc, err := push.Open(ctx, push.Options{DataDir: dir, Jobs: 2,
+	opts := push.Options{DataDir: dir, Jobs: 2, DecideBudget: budget,
 		Source:      source.Options{URL: g.Bare, Branch: "main"},
-		SecretFiles: map[string]string{source.GitHub: filepath.Join(secrets, "github"), source.Gitea: filepath.Join(secrets, "gitea"), source.GitLab: filepath.Join(secrets, "gitlab")}},
-		push.Deps{State: srv.State, Deployer: srv.Deployer, Images: srv.Images})
+		SecretFiles: map[string]string{source.GitHub: filepath.Join(secrets, "github"), source.Gitea: filepath.Join(secrets, "gitea"), source.GitLab: filepath.Join(secrets, "gitlab")}}
+	deps := push.Deps{State: srv.State, Deployer: srv.Deployer, Images: srv.Images}
+	svc, err := push.Open(ctx, opts, deps)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -68,10 +73,12 @@ func start(t *testing.T) *harness {
 	done := make(chan struct{})
 	serveCtx, stopServe := context.WithCancel(context.Background())
 	go func() { srv.Serve(serveCtx); close(done) }()
+	h := &harness{t: t, srv: srv, repo: g, api: srv.APIURL(), secret: []byte(githubSecret), opts: opts, deps: deps, ctx: ctx}
+	h.svc = svc
 	t.Cleanup(func() {
 		sctx, c := context.WithTimeout(context.Background(), time.Minute)
 		defer c()
-		svc.Stop(sctx)
+		h.svc.Stop(sctx)
 		cancel()
 		stopServe()
 		<-done
@@ -81,7 +88,8 @@ func start(t *testing.T) *harness {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}}
-	return &harness{t: t, srv: srv, svc: svc, repo: g, api: srv.APIURL(), secret: []byte(githubSecret), local: local}
+	h.local = local
+	return h
 }
 
 // github sends a push delivery signed as GitHub does; sig overrides the signature when set.
@@ -199,7 +207,7 @@ func (h *harness) get(url string) string {
 }
 
 func TestWebhooksDeployExactlyTheChangedStores(t *testing.T) {
-	h := start(t)
+	h := start(t, time.Minute)
 	g := h.repo
 	first := testenv.Git(t, g.Clone, "rev-parse", "HEAD")
 

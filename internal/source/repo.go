@@ -253,23 +253,28 @@ func (r *Repo) FetchCommit(ctx context.Context, commit string) error {
 	if !IsSHA(commit) {
 		return fmt.Errorf("%q is not a full commit id", commit)
 	}
-	if r.Has(ctx, commit) {
+	if r.cache.known(commit) {
 		return nil
 	}
 	// One fetch for a burst of deliveries of one push: whoever waited for the
-	// lock finds the commit already there.
+	// lock finds the commit known, without a git process of its own.
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
 	if r.Has(ctx, commit) {
 		return nil
 	}
-	if _, err := r.fetchLocked(ctx, r.o.Branch); err != nil {
+	head, err := r.fetchLocked(ctx, r.o.Branch)
+	if err != nil {
 		return err
+	}
+	if head == commit {
+		r.cache.remember(commit)
+		return nil
 	}
 	if r.Has(ctx, commit) {
 		return nil
 	}
-	_, err := r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, commit)
+	_, err = r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, commit)
 	if err != nil || !r.Has(ctx, commit) {
 		return fmt.Errorf("commit %s is not in %s: %w", commit[:12], r.o.URL, errors.Join(err, gitfs.ErrNoRef))
 	}
