@@ -457,7 +457,7 @@ func webhookAnswers(s *stack, label, tag string) error {
 	}
 	fmt.Printf("   first deliveries: %s  answers %v  %s\n", p(lat), st1, verdict(p99(lat) <= 200*time.Millisecond))
 	fmt.Printf("   %s\n", phaseLine(ph1))
-	fmt.Printf("   replays:          %s  answers %v  %s\n", p(lat2), st2, verdict(p99(lat2) <= 200*time.Millisecond && st2["duplicate"] == n))
+	fmt.Printf("   replays (beside the build the burst queued): %s  answers %v  %s\n", p(lat2), st2, verdict(p99(lat2) <= 200*time.Millisecond && st2["duplicate"] == n))
 	fmt.Printf("   %s\n", phaseLine(ph2))
 	fmt.Printf("   jobs queued: %v  %s\n", newJobs, verdict(len(newJobs) == 1 && newJobs["eu"] == 1))
 	// Let eu's job finish, so that the console figures below are not measured beside a build.
