@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -26,10 +27,10 @@ func (d *DB) SetStopped(ctx context.Context, store string, request []byte) error
 	if err != nil {
 		return fmt.Errorf("recording that %s is stopped: %w", store, err)
 	}
-	if _, err := d.db.ExecContext(ctx, stoppedTable); err != nil {
+	if _, err := d.Exec(ctx, stoppedTable); err != nil {
 		return fmt.Errorf("recording that %s is stopped: %w", store, err)
 	}
-	if _, err := d.db.ExecContext(ctx, `INSERT INTO stopped_stores (store, request, stopped_at) VALUES (?,?,?)
+	if _, err := d.Exec(ctx, `INSERT INTO stopped_stores (store, request, stopped_at) VALUES (?,?,?)
 		ON CONFLICT (store) DO UPDATE SET request=excluded.request, stopped_at=excluded.stopped_at`, store, sealed, time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("recording that %s is stopped: %w", store, err)
 	}
@@ -39,12 +40,10 @@ func (d *DB) SetStopped(ctx context.Context, store string, request []byte) error
 // Stopped returns the request recorded when store was stopped, opened;
 // ErrNotFound when it is not stopped.
 func (d *DB) Stopped(ctx context.Context, store string) ([]byte, error) {
-	if _, err := d.db.ExecContext(ctx, stoppedTable); err != nil {
-		return nil, fmt.Errorf("reading whether %s is stopped: %w", store, err)
-	}
 	var v string
 	err := d.db.QueryRowContext(ctx, "SELECT request FROM stopped_stores WHERE store=?", store).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
+	// No table yet: no store was ever stopped (reads create nothing).
+	if errors.Is(err, sql.ErrNoRows) || (err != nil && strings.Contains(err.Error(), "no such table")) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
@@ -59,10 +58,10 @@ func (d *DB) Stopped(ctx context.Context, store string) ([]byte, error) {
 
 // ClearStopped forgets that store is stopped (it started, deployed or was removed).
 func (d *DB) ClearStopped(ctx context.Context, store string) error {
-	if _, err := d.db.ExecContext(ctx, stoppedTable); err != nil {
+	if _, err := d.Exec(ctx, stoppedTable); err != nil {
 		return fmt.Errorf("recording that %s runs: %w", store, err)
 	}
-	if _, err := d.db.ExecContext(ctx, "DELETE FROM stopped_stores WHERE store=?", store); err != nil {
+	if _, err := d.Exec(ctx, "DELETE FROM stopped_stores WHERE store=?", store); err != nil {
 		return fmt.Errorf("recording that %s runs: %w", store, err)
 	}
 	return nil
