@@ -79,6 +79,7 @@ func startPush(ctx context.Context, g *globals, p *pushOptions, srv *server.Serv
 		return nil, nil, err
 	}
 	svc.Mount(srv)
+	srv.RecordJobs(svc.Queue)
 	con, err := console.New(console.Options{DataDir: dataDir, State: srv.State, Router: srv.Router, Driver: srv.Driver, Deployer: srv.Deployer,
 		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr, Log: log})
 	if err != nil {

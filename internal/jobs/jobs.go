@@ -87,6 +87,9 @@ type Job struct {
 	CreatedAt       time.Time        `json:"createdAt"`
 	StartedAt       time.Time        `json:"startedAt,omitzero"`
 	FinishedAt      time.Time        `json:"finishedAt,omitzero"`
+
+	// Direct marks a job serve ran as it was asked (POST /v1/deploys), not queued.
+	Direct bool `json:"direct,omitempty"`
 }
 
 // Done reports whether the job has ended.

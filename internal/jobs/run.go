@@ -284,9 +284,10 @@ func (s *Scheduler) Stop(ctx context.Context) {
 }
 
 // requeueOf returns the job to queue again for an interrupted one, nil when it
-// was itself a repeat (a job is repeated once).
+// was itself a repeat (a job is repeated once) or was run directly (its
+// caller was answered by the serve that stopped).
 func requeueOf(j *Job) *Job {
-	if j.RequeuedFrom != "" {
+	if j.RequeuedFrom != "" || j.Direct {
 		return nil
 	}
 	return &Job{Trigger: j.Trigger, Who: j.Who, Kind: j.Kind, Store: j.Store, Commit: j.Commit, Ref: j.Ref, Reasons: j.Reasons, RequeuedFrom: j.ID}

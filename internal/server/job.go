@@ -159,10 +159,13 @@ func (s *Server) RunJob(ctx context.Context, reqs []pipeline.DeployRequest, emit
 	g.SetLimit(s.o.deployJobs())
 	for i, req := range reqs {
 		g.Go(func() error {
+			job := s.beginStoreJob(ctx, req)
 			rel, err := s.Deployer.Deploy(ctx, req, func(e pipeline.Event) {
 				s.log.Info(e.Message, "store", e.Store, "stage", e.Stage)
+				job.event(e)
 				emit(JobLine{Store: req.Store, Event: &e})
 			})
+			job.end(rel, err)
 			out[i] = StoreResult{Store: req.Store, Release: rel, Err: err}
 			l := JobLine{Store: req.Store, Release: rel, StoreDone: true}
 			if err != nil {

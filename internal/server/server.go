@@ -112,6 +112,7 @@ type Server struct {
 	routes    []extraRoute
 	mu        sync.Mutex
 	closers   []io.Closer // files the router writes (the access log)
+	jobs      JobRecorder // records each store of POST /v1/deploys (RecordJobs)
 }
 
 // SocketPath is where the API listens for a data dir.
