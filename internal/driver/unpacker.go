@@ -22,3 +22,13 @@ type Unpacked struct {
 	// image that has nothing to run.
 	Entrypoint, Cmd []string
 }
+
+// ProcessChecker tells whether an image has anything to run without
+// unpacking it. With a runtime that does not unpack images itself (docker,
+// swarm), static detection asks it first, so that only images with no
+// entrypoint and no command (which such a runtime could not start anyway)
+// are unpacked to look for an index.html.
+type ProcessChecker interface {
+	// HasProcess says whether the image's config names an entrypoint or a command.
+	HasProcess(ctx context.Context, im Image) (bool, error)
+}

@@ -435,6 +435,11 @@ func (d *Deployer) prune(ctx context.Context, say func(string, string, ...any)) 
 		say(StageDeploy, "pruning images: %v", err)
 		return
 	}
+	sites, err := d.pruneStatic(ctx, keep)
+	if err != nil {
+		say(StageDeploy, "pruning static sites: %v", err)
+	}
+	removed = append(removed, sites...)
 	if len(removed) > 0 {
 		say(StageDeploy, "pruned %d image(s) older than the last %d releases", len(removed), KeepReleases)
 	}

@@ -620,6 +620,11 @@ func (d *Deployer) Prune(ctx context.Context, emit func(Event)) ([]string, error
 	if err != nil {
 		return removed, fmt.Errorf("pruning images: %w", err)
 	}
+	sites, err := d.pruneStatic(ctx, keep)
+	removed = append(removed, sites...)
+	if err != nil {
+		return removed, fmt.Errorf("pruning static sites: %w", err)
+	}
 	if emit != nil {
 		emit(Event{Time: time.Now(), Stage: "prune", Message: fmt.Sprintf("removed %d image(s); kept those of the last %d releases of each store", len(removed), KeepReleases)})
 	}

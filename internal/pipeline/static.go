@@ -17,12 +17,13 @@ import (
 var ErrStaticSite = errors.New("static site")
 
 // staticSite returns the site an app serves from its image's files instead
-// of a process: the app's `static: DIR`, or, when the runtime unpacks images
-// on this host anyway (the process driver), an image that has nothing to
-// run and an index.html in its working directory. nil: run the app.
+// of a process: the app's `static: DIR`, or an image that has nothing to
+// run and an index.html in its working directory. The process driver
+// unpacks every image anyway; with a container runtime, only images whose
+// config names nothing to run are unpacked to look. nil: run the app.
 func (d *Deployer) staticSite(ctx context.Context, a AppDeploy) (*proxy.StaticSite, error) {
 	du, driverUnpacks := d.Driver.(driver.Unpacker)
-	if a.Static == "" && !driverUnpacks {
+	if a.Static == "" && !driverUnpacks && !d.nothingToRun(ctx, a) {
 		return nil, nil
 	}
 	un := d.Unpacker
@@ -70,4 +71,29 @@ func (d *Deployer) staticSite(ctx context.Context, a AppDeploy) (*proxy.StaticSi
 		}
 	}
 	return &proxy.StaticSite{Dir: resolved, SPA: a.SPA}, nil
+}
+
+// pruneStatic removes static sites' unpacked images that no release in
+// keep uses, when they are unpacked apart from the runtime's own images
+// (<data>/static beside a container runtime); the runtime's Prune covers
+// the process driver's. A site the router serves belongs to a live
+// release, and replaced ones were closed at their drain.
+func (d *Deployer) pruneStatic(ctx context.Context, keep []string) ([]string, error) {
+	p, ok := d.Unpacker.(driver.Pruner)
+	if !ok || any(d.Unpacker) == any(d.Driver) {
+		return nil, nil
+	}
+	return p.Prune(ctx, keep)
+}
+
+// nothingToRun says, for a runtime that does not unpack images, whether
+// a's image has no entrypoint and no command, as the static unpacker reads
+// its config: only then is it worth unpacking to look for an index.html.
+func (d *Deployer) nothingToRun(ctx context.Context, a AppDeploy) bool {
+	pc, ok := d.Unpacker.(driver.ProcessChecker)
+	if !ok || a.Image.Ref == "" {
+		return false
+	}
+	runs, err := pc.HasProcess(ctx, a.Image)
+	return err == nil && !runs // an unreadable config is Start's to report
 }

@@ -109,6 +109,7 @@ type Driver struct {
 	children    map[string]*child      // instances this Driver started, by id
 	inUse       map[string]int         // digest -> starts and hooks using its files
 	unpackLocks map[string]*sync.Mutex // digest -> serialises its unpacking
+	hasProcess  sync.Map               // digest -> bool, see HasProcess
 	recentPorts map[int]time.Time      // ports handed out lately, not to reuse
 }
 
