@@ -14,12 +14,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +47,8 @@ type options struct {
 	cache         bool
 	proxy         string
 	kamalProxy    string
+	std           bool
+	withStd       bool
 }
 
 func main() {
@@ -69,6 +73,8 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "internal: directory for -role files")
 	flag.BoolVar(&o.cache, "cache", false, "internal: edge cache on, for -role router-mode")
 	flag.StringVar(&o.proxy, "proxy", "", "internal: proxy measured by -role rss-ns")
+	flag.BoolVar(&o.std, "std", false, "internal: serve the router with net/http only (no proxy.Front)")
+	flag.BoolVar(&o.withStd, "with-nethttp", false, "plain mode: also measure the router served by net/http alone (no proxy.Front), as before")
 	flag.Parse()
 
 	var err error
@@ -76,7 +82,7 @@ func main() {
 	case "backend":
 		err = proxybench.Serve(proxybench.Backend("1", o.body, 0))
 	case "router":
-		err = serveRouter(o.backend, o.cpuprofile)
+		err = serveRouter(o.backend, o.cpuprofile, o.std)
 	case "backends":
 		err = serveBackends(o.n, o.body)
 	case "files":
@@ -100,7 +106,7 @@ func main() {
 
 // serveRouter is the Slipway side: a router in its own process, like
 // nginx, with one service whose single target is the backend.
-func serveRouter(backend, cpuprofile string) error {
+func serveRouter(backend, cpuprofile string, std bool) error {
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -125,7 +131,49 @@ func serveRouter(backend, cpuprofile string) error {
 	if err != nil {
 		return err
 	}
-	return proxybench.Serve(r)
+	if std {
+		return proxybench.Serve(r)
+	}
+	return serveProduction(r)
+}
+
+// serveProduction serves r as `slipway serve` serves its plain listener:
+// the default limits (LimitListener, NewHardenedServer) and proxy.Front,
+// which answers the proxied requests itself and hands the rest to net/http.
+func serveProduction(r *proxy.Router) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	lim := proxy.Limits{}
+	srv := proxy.NewHardenedServer(r, lim)
+	front := proxy.NewFront(r, lim, nil)
+	fmt.Printf("LISTEN %s\n", l.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		front.Wait(context.Background())
+	}()
+	if err := srv.Serve(front.Listener(proxy.LimitListener(l, lim))); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loadavg is the 1/5/15-minute load average, to say how busy the shared
+// machine was during a run.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 type target struct {
@@ -214,6 +262,14 @@ func bench(ctx context.Context, o options) error {
 	}
 	defer router.Stop()
 	targets := []target{{"direct", backend.Addr, backend.Pid()}, {"slipway", router.Addr, router.Pid()}}
+	if o.withStd {
+		std, err := proxybench.StartChild("-role", "router", "-backend", backend.Addr, "-std")
+		if err != nil {
+			return err
+		}
+		defer std.Stop()
+		targets = append(targets, target{"slip-std", std.Addr, std.Pid()})
+	}
 
 	nginxBin, nginxNote := proxybench.NginxPath(), ""
 	if nginxBin == "" {
@@ -254,7 +310,9 @@ func bench(ctx context.Context, o options) error {
 
 	fmt.Printf("bench/proxy: Slipway router vs nginx on 127.0.0.1 — %d CPUs, %s %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("backend: Go net/http, %d-byte body, child process; slipway: internal/proxy Router in a child process\n", o.body)
-	fmt.Printf("nginx: %s\n\n", nginxNote)
+	fmt.Printf("nginx: %s\n", nginxNote)
+	fmt.Printf("load average at start: %s (the machine is shared: compare the rounds' range)\n\n", loadavg())
+	defer func() { fmt.Printf("load average at the end: %s\n", loadavg()) }()
 
 	client := proxybench.Client(10 * time.Second)
 	for _, t := range targets {
@@ -342,11 +400,11 @@ func bench(ctx context.Context, o options) error {
 		fmt.Printf("  %-8s %6.1f µs\n", t.name, float64(perReq[i])/float64(time.Microsecond))
 	}
 
-	if len(targets) < 3 {
+	if nginxBin == "" {
 		fmt.Printf("\n%s; no ratios.\n", nginxNote)
 		return nil
 	}
-	s, n := 1, 2
+	s, n := 1, len(targets)-1
 	fmt.Printf("\nSlipway vs nginx\n")
 	fmt.Printf("%-34s %10s %10s %7s %7s  %s\n", "metric", "slipway", "nginx", "ratio", "goal", "verdict")
 	verdict(fmt.Sprintf("fixed-rate p99, median of rounds"), proxybench.Ms(fixed[s].medP99), proxybench.Ms(fixed[n].medP99),

@@ -103,7 +103,7 @@ func serveRouterMode(o options) error {
 	if o.static != "" || o.cache {
 		return serveVisitors(r)
 	}
-	return proxybench.Serve(r)
+	return serveProduction(r)
 }
 
 // serveVisitors serves h as slipway serve does on its plain HTTP
@@ -206,6 +206,7 @@ func benchHosts(ctx context.Context, o options) error {
 		name string
 		url  func(int) (string, string)
 	}{{"direct", direct}, {"slipway", routed}}
+	load0 := loadavg()
 	rounds := max(1, o.rounds)
 	slice := o.duration / time.Duration(rounds)
 	runs := make([][]run, len(kinds))
@@ -225,6 +226,7 @@ func benchHosts(ctx context.Context, o options) error {
 		}
 	}
 	fmt.Printf("Many hosts: %d stores' hosts, %d req/s spread over them for %s per target (%d interleaved rounds), open loop\n", o.hosts, o.rate, slice*time.Duration(rounds), rounds)
+	fmt.Printf("load average at start: %s, at the end: %s (the machine is shared)\n", load0, loadavg())
 	rows := []row{merge("direct", runs[0]), merge("slipway", runs[1])}
 	printRows(rows)
 	fmt.Printf("\n%-34s %10s %10s %7s %7s  %s\n", "metric", "slipway", "direct", "ratio", "goal", "verdict")

@@ -312,9 +312,7 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 	}
 	redirect := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := requestHost(r.Host)
-		// A challenge certmagic does not know may be another ACME client's
-		// (the app's own, or a proxy in front): never redirect one.
-		if e := m.table.Load().lookup(host); e == nil || e.mode == modePlain || strings.HasPrefix(r.URL.Path, challengePath) {
+		if m.servesPlain(host, r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -330,6 +328,26 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 }
 
 const challengePath = "/.well-known/acme-challenge/"
+
+// servesPlain says whether the redirect passes a plain-HTTP request for
+// host and path on to the router. A challenge certmagic does not know may
+// be another ACME client's (the app's own, or a proxy in front): never
+// redirect one.
+func (m *Manager) servesPlain(host, path string) bool {
+	e := m.table.Load().lookup(host)
+	return e == nil || e.mode == modePlain || strings.HasPrefix(path, challengePath)
+}
+
+// PlainDirect says whether HTTPHandler hands a request for host (as sent,
+// port and case included) and path straight to the router, with neither a
+// challenge answer nor a redirect: the router's Front may then serve it
+// itself (proxy.NewFront).
+func (m *Manager) PlainDirect(host, path string) bool {
+	if !m.tlsOn {
+		return true
+	}
+	return !strings.HasPrefix(path, challengePath) && m.servesPlain(requestHost(host), path)
+}
 
 // HTTPSHandler wraps the router for the HTTPS listener: it adds
 // Strict-Transport-Security for stores that opted in.

@@ -98,16 +98,36 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// newTestRouter returns a router with no state file and an httptest server in front of it.
+// newTestRouter returns a router with no state file and an httptest server
+// in front of it, served as in production: through a Front, which hands
+// what it does not take to the httptest server's net/http.
 func newTestRouter(t testing.TB, opts ...Option) (*Router, *httptest.Server) {
 	t.Helper()
 	r, err := NewRouter("", append([]Option{WithLogger(quietLogger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(r)
-	t.Cleanup(func() { front.Close(); r.Close() })
+	front, _ := serveFront(t, r)
 	return r, front
+}
+
+// serveFront serves r through a Front on an httptest server.
+func serveFront(t testing.TB, r *Router) (*httptest.Server, *Front) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(r)
+	f := NewFront(r, Limits{}, nil)
+	srv.Listener = f.Listener(srv.Listener)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := f.Wait(ctx); err != nil {
+			t.Errorf("front: requests still running after 5s: %v", err)
+		}
+		r.Close()
+	})
+	return srv, f
 }
 
 func deploy(t testing.TB, r *Router, service string, hosts []string, targets ...string) DeployResult {

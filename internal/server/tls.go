@@ -141,7 +141,10 @@ func (s *Server) HTTPSAddr() string {
 func (s *Server) serveRouter(errc chan<- error) func(context.Context) {
 	lim := s.o.TLS.Limits
 	plain := proxy.NewHardenedServer(s.TLSEdge.HTTPHandler(s.Router), lim)
-	go func() { errc <- plain.Serve(proxy.LimitListener(s.httpLn, lim)) }()
+	// The front serves the plain proxied requests itself and hands the
+	// rest of the connections to plain (proxy/front.go).
+	front := proxy.NewFront(s.Router, lim, s.TLSEdge.PlainDirect)
+	go func() { errc <- plain.Serve(front.Listener(proxy.LimitListener(s.httpLn, lim))) }()
 	var secure *http.Server
 	if s.httpsLn != nil {
 		secure = proxy.NewHardenedServer(s.TLSEdge.HTTPSHandler(s.Router), lim)
@@ -150,6 +153,7 @@ func (s *Server) serveRouter(errc chan<- error) func(context.Context) {
 	}
 	return func(ctx context.Context) {
 		plain.Shutdown(ctx)
+		front.Wait(ctx)
 		if secure != nil {
 			secure.Shutdown(ctx)
 		}
