@@ -376,10 +376,16 @@ func (f *Front) takes(req *http.Request) bool {
 
 // serveOne answers one request; false means the connection must close.
 func (f *Front) serveOne(fc *frontConn, req *http.Request) (keep bool) {
-	if fc.bw == nil {
-		fc.bw = bufio.NewWriterSize(fc.c, frontBuffer)
-	}
+	// The write buffer is lent for the request only: an idle keep-alive
+	// connection holds none.
+	fc.bw = frontWriters.Get().(*bufio.Writer)
+	fc.bw.Reset(fc.c)
 	w := &frontWriter{fc: fc, req: req, h: make(http.Header, 8)}
+	defer func() {
+		fc.bw.Reset(nil)
+		frontWriters.Put(fc.bw)
+		fc.bw = nil
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			// http.ErrAbortHandler (a target cut a body short) or a bug:
@@ -396,6 +402,8 @@ func (f *Front) serveOne(fc *frontConn, req *http.Request) (keep bool) {
 	f.r.ServeHTTP(w, req)
 	return w.finish() && !req.Close && !w.close
 }
+
+var frontWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, frontBuffer) }}
 
 // reqHead is a parsed request head.
 type reqHead struct {
