@@ -103,6 +103,9 @@ func serveRouterMode(o options) error {
 	if o.static != "" || o.cache {
 		return serveVisitors(r)
 	}
+	if o.std {
+		return proxybench.Serve(r)
+	}
 	return serveProduction(r)
 }
 
@@ -206,6 +209,17 @@ func benchHosts(ctx context.Context, o options) error {
 		name string
 		url  func(int) (string, string)
 	}{{"direct", direct}, {"slipway", routed}}
+	if o.withStd {
+		std, err := proxybench.StartChild("-role", "router-mode", "-backend", strings.Join(addrs, ","), "-std")
+		if err != nil {
+			return err
+		}
+		defer std.Stop()
+		kinds = append(kinds, struct {
+			name string
+			url  func(int) (string, string)
+		}{"slip-std", func(i int) (string, string) { return "http://" + std.Addr + "/", hostN(i % len(addrs)) }})
+	}
 	load0 := loadavg()
 	rounds := max(1, o.rounds)
 	slice := o.duration / time.Duration(rounds)
@@ -227,7 +241,10 @@ func benchHosts(ctx context.Context, o options) error {
 	}
 	fmt.Printf("Many hosts: %d stores' hosts, %d req/s spread over them for %s per target (%d interleaved rounds), open loop\n", o.hosts, o.rate, slice*time.Duration(rounds), rounds)
 	fmt.Printf("load average at start: %s, at the end: %s (the machine is shared)\n", load0, loadavg())
-	rows := []row{merge("direct", runs[0]), merge("slipway", runs[1])}
+	var rows []row
+	for i, k := range kinds {
+		rows = append(rows, merge(k.name, runs[i]))
+	}
 	printRows(rows)
 	fmt.Printf("\n%-34s %10s %10s %7s %7s  %s\n", "metric", "slipway", "direct", "ratio", "goal", "verdict")
 	verdict("p99, median of rounds", proxybench.Ms(rows[1].medP99), proxybench.Ms(rows[0].medP99), float64(rows[1].medP99)/float64(rows[0].medP99), 1.5, true)

@@ -165,14 +165,18 @@ func servePlainRouter(o options) error {
 	}
 	lim := proxy.Limits{IdleTimeout: o.idleTimeout}
 	srv := proxy.NewHardenedServer(r, lim)
+	// As serve runs its plain listener: the front answers the proxied
+	// requests and hands the rest to srv.
+	front := proxy.NewFront(r, lim, nil)
 	fmt.Printf("LISTEN %s\n", ln.Addr())
 	go func() {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
 		<-ch
 		srv.Close()
+		front.Wait(context.Background())
 	}()
-	err = srv.Serve(proxy.LimitListener(ln, lim))
+	err = srv.Serve(front.Listener(proxy.LimitListener(ln, lim)))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -45,6 +45,9 @@ type Front struct {
 	conns   map[*frontConn]struct{}
 	closing bool
 	stop    chan struct{}
+	// shutting is closing for the request loop, which must not take mu
+	// for every request.
+	shutting atomic.Bool
 
 	served    atomic.Uint64 // requests answered by the loop itself
 	handedOff atomic.Uint64 // connections given to the http.Server
@@ -97,6 +100,7 @@ func (f *Front) shut() {
 	defer f.mu.Unlock()
 	if !f.closing {
 		f.closing = true
+		f.shutting.Store(true)
 		close(f.stop)
 	}
 }
@@ -307,13 +311,7 @@ func (f *Front) serveConn(l *frontListener, c net.Conn) {
 		}
 		f.served.Add(1)
 		keep := f.serveOne(fc, req)
-		if !keep || !fc.state.CompareAndSwap(connActive, connIdle) {
-			return
-		}
-		f.mu.Lock()
-		closing := f.closing
-		f.mu.Unlock()
-		if closing {
+		if !keep || !fc.state.CompareAndSwap(connActive, connIdle) || f.shutting.Load() {
 			return
 		}
 	}
