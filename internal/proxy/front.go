@@ -378,7 +378,7 @@ func (f *Front) serveOne(fc *frontConn, req *http.Request) (keep bool) {
 	// connection holds none.
 	fc.bw = frontWriters.Get().(*bufio.Writer)
 	fc.bw.Reset(fc.c)
-	w := &frontWriter{fc: fc, req: req, h: make(http.Header, 8)}
+	w := &frontWriter{fc: fc, req: req, h: make(http.Header, 8), shutting: &f.shutting}
 	defer func() {
 		fc.bw.Reset(nil)
 		frontWriters.Put(fc.bw)
@@ -582,6 +582,8 @@ type frontWriter struct {
 	close   bool
 	noBody  bool
 	err     error
+	// shutting is the front's: past it, answers close their connection.
+	shutting *atomic.Bool
 }
 
 var _ http.Flusher = (*frontWriter)(nil)
@@ -697,8 +699,11 @@ func (w *frontWriter) writeHead(code int, informational bool) {
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	if w.req.Close && !w.close {
+	if (w.req.Close || w.shutting.Load()) && !w.close {
+		// Shutting down: like net/http, tell the client not to send
+		// another request on this connection, which is closed next.
 		bw.WriteString("Connection: close\r\n")
+		w.close = true
 	}
 	bw.WriteString("\r\n")
 	w.wrote = true

@@ -267,8 +267,8 @@ func TestFrontClosesIdleAndWaitsForRequests(t *testing.T) {
 	if err := rig.f.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if res, body := readResp(t, bbr, "GET"); res.StatusCode != 200 || body != "v1" {
-		t.Errorf("request during shutdown = %d %q", res.StatusCode, body)
+	if res, body := readResp(t, bbr, "GET"); res.StatusCode != 200 || body != "v1" || !res.Close {
+		t.Errorf("request during shutdown = %d %q, Connection: close %v (want it, so that the client sends no other)", res.StatusCode, body, res.Close)
 	}
 	if _, err := ibr.ReadByte(); err == nil {
 		t.Error("idle connection still open after Wait")
