@@ -109,7 +109,11 @@ func (f *Front) closeIdle() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for fc := range f.conns {
-		if fc.state.CompareAndSwap(connIdle, connClosed) {
+		// A new connection may have its first request on the way (quiesce
+		// in server/handoff.go waits for those): like net/http, leave it
+		// a few seconds before taking it for idle.
+		if fc.state.CompareAndSwap(connIdle, connClosed) ||
+			time.Since(fc.accepted) > newConnGrace && fc.state.CompareAndSwap(connNew, connClosed) {
 			fc.c.Close()
 		}
 	}
@@ -239,20 +243,26 @@ func (l *frontListener) handOff(c net.Conn) bool {
 }
 
 const (
-	connIdle int32 = iota
+	connNew int32 = iota // no request yet
+	connIdle
 	connActive
 	connClosed
 )
 
+// newConnGrace is how long a connection without a first request is not
+// closed as idle by a shutdown (net/http's figure).
+const newConnGrace = 5 * time.Second
+
 type frontConn struct {
-	c      net.Conn // as accepted (the limiter's connection)
-	raw    net.Conn // the socket under it, for clientGone
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	state  atomic.Int32
-	cancel context.CancelFunc
-	tmpl   *http.Request // carries the connection's context into each request
-	remote string
+	c        net.Conn // as accepted (the limiter's connection)
+	raw      net.Conn // the socket under it, for clientGone
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	state    atomic.Int32
+	cancel   context.CancelFunc
+	tmpl     *http.Request // carries the connection's context into each request
+	remote   string
+	accepted time.Time
 }
 
 // frontBuffer sizes a connection's read and write buffers. A request head
@@ -261,7 +271,7 @@ const frontBuffer = 4 << 10
 
 func (f *Front) serveConn(l *frontListener, c net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
-	fc := &frontConn{c: c, raw: c, br: bufio.NewReaderSize(c, frontBuffer), cancel: cancel, remote: c.RemoteAddr().String()}
+	fc := &frontConn{c: c, raw: c, br: bufio.NewReaderSize(c, frontBuffer), cancel: cancel, remote: c.RemoteAddr().String(), accepted: time.Now()}
 	if lc, ok := c.(*limitedConn); ok {
 		fc.raw = lc.Conn
 	}
@@ -296,7 +306,11 @@ func (f *Front) serveConn(l *frontListener, c net.Conn) {
 		if _, err := fc.br.Peek(1); err != nil {
 			return
 		}
-		if !fc.state.CompareAndSwap(connIdle, connActive) {
+		prev := connIdle
+		if first {
+			prev = connNew
+		}
+		if !fc.state.CompareAndSwap(prev, connActive) {
 			return // Wait closed it
 		}
 		req, ok := f.parse(fc, first)

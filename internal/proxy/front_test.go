@@ -261,10 +261,23 @@ func TestFrontClosesIdleAndWaitsForRequests(t *testing.T) {
 	busy, bbr := rig.dial(t)
 	io.WriteString(busy, "GET /slow?ms=500 HTTP/1.1\r\nHost: shop.example\r\n\r\n")
 	<-b.slowStarted
+	// A connection accepted just before, whose request comes late, is
+	// still answered (server/handoff.go's quiesce counts on it).
+	fresh, fbr := rig.dial(t)
+	time.Sleep(50 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rig.srv.Shutdown(ctx)
-	if err := rig.f.Wait(ctx); err != nil {
+	waited := make(chan error, 1)
+	go func() {
+		rig.srv.Shutdown(ctx)
+		waited <- rig.f.Wait(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(fresh, "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	if res, body := readResp(t, fbr, "GET"); res.StatusCode != 200 || body != "v1" || !res.Close {
+		t.Errorf("late first request = %d %q, close %v", res.StatusCode, body, res.Close)
+	}
+	if err := <-waited; err != nil {
 		t.Fatal(err)
 	}
 	if res, body := readResp(t, bbr, "GET"); res.StatusCode != 200 || body != "v1" || !res.Close {
