@@ -33,15 +33,17 @@ const TailLines = 50
 // Step is one command of a build, run in the app directory.
 type Step struct {
 	// Name says what the step is, e.g. "npm ci" or "build.sh".
-	Name string
-	Argv []string
+	Name string   `json:"name"`
+	Argv []string `json:"argv"`
 	// Env is added to the build env for this step only.
-	Env map[string]string
+	Env map[string]string `json:"env,omitempty"`
 	// NoProductionEnv runs the step without NODE_ENV=production (dependency
 	// installs need devDependencies to build).
-	NoProductionEnv bool
+	NoProductionEnv bool `json:"-"`
 	// Install marks the dependency install, which a Cache may skip.
-	Install bool
+	Install bool `json:"-"`
+	// Kind is "install" (dependencies) or "build".
+	Kind string `json:"kind,omitempty"`
 }
 
 // Plan returns the steps that build the app in dir (see Detect). No steps

@@ -24,15 +24,6 @@ const (
 // Stacks are the detected stacks, in the order they are tried.
 var Stacks = []string{StackNode, StackPython, StackRuby, StackGo, StackStatic}
 
-// DefaultStackImages are the official language images each stack builds in
-// (image.stacks in the config overrides them). A static site has no build.
-var DefaultStackImages = map[string]string{
-	StackNode:   "node:20-slim",
-	StackPython: "python:3.12-slim",
-	StackRuby:   "ruby:3.3-slim",
-	StackGo:     "golang:1.24",
-}
-
 // Where the stacks put what they install or build, relative to the app (all
 // shipped in .deploy: none is under an excluded directory).
 const (
@@ -74,12 +65,12 @@ func Detect(dir, command string) (*Detection, error) {
 	for _, cb := range []string{CallbackFile, ArtifaktCallbackFile} {
 		if st, err := os.Stat(filepath.Join(dir, cb)); err == nil && st.Mode().IsRegular() {
 			return &Detection{By: "callback", Matched: cb, Why: cb + " exists (it replaces every other build)",
-				Steps: []Step{{Name: cb, Argv: []string{"/bin/sh", cb}}}}, nil
+				Steps: []Step{{Name: cb, Argv: []string{"/bin/sh", cb}, Kind: "build"}}}, nil
 		}
 	}
 	if strings.TrimSpace(command) != "" {
 		return &Detection{By: "command", Why: "the app's `build` is set in the config",
-			Steps: []Step{{Name: command, Argv: []string{"/bin/sh", "-c", command}}}}, nil
+			Steps: []Step{{Name: command, Argv: []string{"/bin/sh", "-c", command}, Kind: "build"}}}, nil
 	}
 	return DetectStack(dir)
 }
@@ -132,12 +123,12 @@ func detectNode(dir string) (*Detection, error) {
 		Why: "package.json exists; the package manager is " + pm}
 	if lock != "" {
 		d.Why += " (from " + lock + ")"
-		d.Steps = append(d.Steps, Step{Name: strings.Join(install, " "), Argv: install, NoProductionEnv: true, Install: true})
+		d.Steps = append(d.Steps, Step{Name: strings.Join(install, " "), Argv: install, NoProductionEnv: true, Install: true, Kind: "install"})
 	} else {
 		d.Why += " (no lockfile: nothing is installed)"
 	}
 	if _, ok := scripts["build"]; ok {
-		d.Steps = append(d.Steps, Step{Name: pm + " run build", Argv: []string{pm, "run", "build"}})
+		d.Steps = append(d.Steps, Step{Name: pm + " run build", Argv: []string{pm, "run", "build"}, Kind: "build"})
 	}
 	return d, nil
 }
@@ -167,10 +158,10 @@ func detectPython(dir, matched string) *Detection {
 		d.Why += " and names no package: nothing is installed"
 	case matched == "requirements.txt":
 		argv := append(target, "-r", "requirements.txt")
-		d.Steps = append(d.Steps, Step{Name: strings.Join(argv, " "), Argv: argv})
+		d.Steps = append(d.Steps, Step{Name: strings.Join(argv, " "), Argv: argv, Kind: "install"})
 	default:
 		argv := append(target, ".")
-		d.Steps = append(d.Steps, Step{Name: strings.Join(argv, " "), Argv: argv})
+		d.Steps = append(d.Steps, Step{Name: strings.Join(argv, " "), Argv: argv, Kind: "install"})
 	}
 	return d
 }
@@ -214,7 +205,7 @@ func detectRuby(dir string) *Detection {
 		argv = append(argv, "--local")
 		d.Why += " (gems from vendor/cache)"
 	}
-	d.Steps = []Step{{Name: strings.Join(argv, " "), Argv: argv, Env: env}}
+	d.Steps = []Step{{Name: strings.Join(argv, " "), Argv: argv, Env: env, Kind: "install"}}
 	return d
 }
 
@@ -227,11 +218,11 @@ func detectGo(dir string) *Detection {
 	d := &Detection{By: "stack", Stack: StackGo, Matched: "go.mod", PackageManager: "go modules", Why: "go.mod exists"}
 	if has(dir, "go.sum") {
 		d.Lockfile = "go.sum"
-		d.Steps = append(d.Steps, Step{Name: "go mod download", Argv: []string{"go", "mod", "download"}, Env: goEnv})
+		d.Steps = append(d.Steps, Step{Name: "go mod download", Argv: []string{"go", "mod", "download"}, Env: goEnv, Kind: "install"})
 	}
 	pkg := goMainPackage(dir)
 	argv := []string{"go", "build", "-trimpath", "-buildvcs=false", "-o", GoBinary, pkg}
-	d.Steps = append(d.Steps, Step{Name: strings.Join(argv, " "), Argv: argv, Env: goEnv})
+	d.Steps = append(d.Steps, Step{Name: strings.Join(argv, " "), Argv: argv, Env: goEnv, Kind: "build"})
 	return d
 }
 
@@ -370,4 +361,13 @@ func readAll(dir, f string) string {
 		return ""
 	}
 	return string(b)
+}
+
+// DepsKey is the key the Cache keeps the install step s's node_modules
+// under ("" when the app has no lockfile or s is no cached install).
+func (c *Cache) DepsKey(dir string, s Step, env []string) (string, error) {
+	if !s.Install {
+		return "", nil
+	}
+	return c.depsKey(dir, s, env)
 }

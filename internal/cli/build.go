@@ -120,6 +120,7 @@ type buildOptions struct {
 	jobs       int
 	allowDirty bool
 	asJSON     bool
+	explain    bool
 	reg        registryOptions
 }
 
@@ -155,6 +156,9 @@ exits 1 after the others finish.`,
 			if err != nil {
 				return err
 			}
+			if o.explain {
+				return runExplain(cmd.Context(), g, cfg, ids, o.asJSON)
+			}
 			log := newLiveOutput(g.stderr)
 			defer log.Close()
 			store, where, err := o.reg.store(g, cfg, cmd.InOrStdin(), log.Progress)
@@ -188,6 +192,7 @@ exits 1 after the others finish.`,
 	f.IntVar(&o.jobs, "jobs", 0, "builds run at once (default: number of cores)")
 	f.BoolVar(&o.allowDirty, "allow-dirty", false, "build a working tree with uncommitted changes (tag <sha>-dirty-<hash>)")
 	f.BoolVar(&o.asJSON, "json", false, "print the images as JSON")
+	f.BoolVar(&o.explain, "explain", false, "print what each app's build would run and why (detected stack, files, commands, images, cache keys), without building")
 	o.reg.bind(cmd)
 	return cmd
 }

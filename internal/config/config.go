@@ -86,10 +86,15 @@ type VerifySpec struct {
 
 // ImageSpec describes how an app's image is assembled.
 type ImageSpec struct {
+	Pos Pos `yaml:"-" json:"-"`
 	// Base is a registry reference, "scratch", "oci-layout:PATH[:tag]" or "tarball:PATH".
 	Base string `yaml:"base" json:"base,omitempty"`
 	// WorkDir is where .deploy lands in the image; default /var/www.
 	WorkDir string `yaml:"workdir" json:"workdir,omitempty"`
+	// Stacks are the images detected stacks build in (node, python, ruby,
+	// go), by stack name; an app's entry wins over the project's, which
+	// wins over the official language image (see stacks.go).
+	Stacks map[string]string `yaml:"stacks" json:"stacks,omitempty"`
 }
 
 // App is a base application that stores compose from.

@@ -111,6 +111,7 @@ func Parse(fsys fs.FS, root, name string, data []byte) (*Config, error) {
 	v := &validator{c: c, fsys: fsys, ps: ps}
 	v.defaults()
 	v.apps()
+	v.stackImages()
 	v.schedules()
 	v.discover()
 	v.stores()
