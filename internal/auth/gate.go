@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,7 +80,8 @@ func (g *Gate) serve(w http.ResponseWriter, r *http.Request, id *Identity, next 
 	if err := g.Audit.begin(ctx, e); err != nil {
 		// An unaudited change is not allowed: refuse rather than act unrecorded.
 		g.log().Error("audit", "error", err)
-		WriteError(w, errors.New("the audit trail cannot be written; nothing was changed"))
+		// The cause (e.g. "database or disk is full") tells the operator what to fix.
+		WriteError(w, fmt.Errorf("the audit trail cannot be written (%v); nothing was changed", err))
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}

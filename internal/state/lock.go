@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -209,10 +210,34 @@ func (l *Lock) Release() error {
 		close(l.stop)
 		<-l.done
 		_, err = l.d.Exec(context.Background(), "DELETE FROM locks WHERE store=? AND token=?", l.Store, l.token)
+		if err != nil {
+			// A full disk (or a database locked by another process) must
+			// not keep the store locked until the lease runs out: the
+			// release is retried until it lands or the lease has expired.
+			go l.retryRelease()
+			return
+		}
 		l.d.wakeLockWaiters()
 	})
 	return err
 }
+
+// retryRelease deletes the lock's row, retrying every releaseRetry until it
+// works or the (no longer renewed) lease is over.
+func (l *Lock) retryRelease() {
+	end := time.Now().Add(l.lease)
+	for time.Now().Before(end) {
+		time.Sleep(releaseRetry)
+		_, err := l.d.Exec(context.Background(), "DELETE FROM locks WHERE store=? AND token=?", l.Store, l.token)
+		if err == nil || errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "database is closed") {
+			break
+		}
+	}
+	l.d.wakeLockWaiters()
+}
+
+// releaseRetry is how often a lock release that failed is tried again.
+const releaseRetry = 200 * time.Millisecond
 
 // LockHolder returns who holds store's lock, if anyone does (expired or not).
 func (d *DB) LockHolder(ctx context.Context, store string) (*Holder, bool, error) {
