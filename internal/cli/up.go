@@ -19,6 +19,9 @@ type upOptions struct {
 	http   string
 	driver string
 	jobs   int
+	// The same HTTPS/ACME, hardening and edge flags as serve.
+	tls  tlsFlags
+	edge edgeFlags
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -41,6 +44,17 @@ tagged <sha>-dirty-<hash>).`,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
+			if o.tls.apiDomain != "" {
+				return usagef("--api-domain is for serve --api; up serves no remote API")
+			}
+			tlsOpts, err := o.tls.options()
+			if err != nil {
+				return err
+			}
+			edgeOpts, err := o.edge.options()
+			if err != nil {
+				return err
+			}
 			cfg, err := g.load()
 			if err != nil {
 				return err
@@ -52,7 +66,8 @@ tagged <sha>-dirty-<hash>).`,
 			dataDir := g.dataDir(cfg)
 			log := newLiveOutput(g.stderr)
 			defer log.Close()
-			srv, err := server.New(ctx, server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, StopOnExit: true, Log: log, Quiet: true, ConfigDir: g.dir, ConfigFile: g.config})
+			srv, err := server.New(ctx, server.Options{DataDir: dataDir, HTTPAddr: o.http, Driver: o.driver, StopOnExit: true, Log: log, Quiet: true, ConfigDir: g.dir, ConfigFile: g.config,
+				TLS: tlsOpts, Edge: edgeOpts})
 			if err != nil {
 				return err
 			}
@@ -103,6 +118,9 @@ tagged <sha>-dirty-<hash>).`,
 			if err := runJob(ctx, g, client, cfg, jr, log, failed, srv.HTTPAddr(), extra); err != nil {
 				return err
 			}
+			if a := srv.HTTPSAddr(); a != "" {
+				fmt.Fprintf(g.stdout, "serving TLS domains on https://%s (certificates: slipway certs)\n", a)
+			}
 			fmt.Fprintf(g.stdout, "serving on http://%s — press Ctrl-C to stop\n", srv.HTTPAddr())
 			select {
 			case err := <-served:
@@ -124,5 +142,8 @@ tagged <sha>-dirty-<hash>).`,
 	cmd.Flags().StringVar(&o.http, "http", "127.0.0.1:8080", "address the router listens on")
 	cmd.Flags().StringVar(&o.driver, "driver", "process", "runtime: process or docker")
 	cmd.Flags().IntVar(&o.jobs, "jobs", 0, "builds run at once (default: number of cores)")
+	o.tls.register(cmd.Flags())
+	o.edge.register(cmd)
+	cmd.Flags().MarkHidden("api-domain")
 	return cmd
 }
