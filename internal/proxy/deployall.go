@@ -91,6 +91,7 @@ func (r *Router) DeployAll(ctx context.Context, c Cutover) (CutoverResult, error
 		closeStatics(ps)
 	}
 	start := time.Now()
+	indexStatics(ps) // outside the router lock: it reads the sites' files
 	if err := r.gateAll(ctx, ps); err != nil {
 		abandon()
 		r.cfg.log.Warn("deploy aborted; old targets keep serving", "services", c.label(), "error", err)

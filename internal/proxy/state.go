@@ -167,6 +167,7 @@ func (r *Router) load() error {
 				r.cfg.log.Warn("static site not restored", "service", ss.Name, "error", err)
 				site = &staticSite{spec: *ss.Static, idle: make(chan struct{}, 1)}
 			}
+			go site.index() // served lazily meanwhile
 			set.static = site
 		}
 		for _, a := range req.Targets {

@@ -37,9 +37,13 @@ type staticSite struct {
 	spec StaticSite
 	root *os.Root
 
-	files sync.Map     // request path -> *staticFile, nil for "no such file"
-	count atomic.Int64 // entries in files
-	held  atomic.Int64 // bytes of small files kept in memory
+	files  sync.Map     // request path -> *staticFile, nil for "no such file"
+	byName sync.Map     // file name in the root -> *staticFile, one per file
+	count  atomic.Int64 // entries in files
+	held   atomic.Int64 // bytes of small files kept in memory
+	// indexed: files holds every servable path (static_index.go), so a
+	// path it lacks names no file.
+	indexed atomic.Bool
 
 	// Requests in flight, for the drain that closes root (static_drain.go).
 	inflight  atomic.Int64
@@ -168,10 +172,10 @@ func (s *staticSite) lookup(p string) *staticFile {
 	if f, ok := s.files.Load(p); ok {
 		return f.(*staticFile)
 	}
-	f := s.find(p)
-	if f != nil {
-		f.prepare()
+	if s.indexed.Load() {
+		return s.indexedLookup(p) // no system call for a miss
 	}
+	f := s.find(p)
 	// Bounded, so that scanning for random paths cannot grow it forever.
 	if s.count.Load() < 100_000 {
 		if _, loaded := s.files.LoadOrStore(p, f); !loaded {
@@ -201,9 +205,14 @@ func (s *staticSite) find(p string) *staticFile {
 		tries = []string{clean, clean + ".html", clean + "/index.html"}
 	}
 	for _, name := range tries {
+		if f, ok := s.byName.Load(name); ok {
+			return f.(*staticFile) // the same file under another path
+		}
 		if f := s.load(name); f != nil {
 			f.variants = s.variants(name)
-			return f
+			f.prepare()
+			f1, _ := s.byName.LoadOrStore(name, f)
+			return f1.(*staticFile)
 		}
 	}
 	return nil

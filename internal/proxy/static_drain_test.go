@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -82,5 +83,37 @@ func TestFailedDeployClosesItsSite(t *testing.T) {
 	}
 	if n := fds() - before; n >= 10 {
 		t.Errorf("%d more open files after 20 failed deploys: their sites were not closed", n)
+	}
+}
+
+// The site's files are learnt at deploy: a file that appears afterwards is
+// not the release's (and a miss costs no disk lookup), one behind a
+// symlinked directory is still served.
+func TestStaticIndexBuiltAtDeploy(t *testing.T) {
+	r, front := newTestRouter(t)
+	dir := t.TempDir()
+	site := writeSite(t, dir, "v1")
+	deployStatic(t, r, "us/site", []string{"site.localhost"}, StaticSite{Dir: site})
+	s := activeSite(r, "us/site")
+	if !s.indexed.Load() {
+		t.Fatal("site not indexed at deploy")
+	}
+	os.WriteFile(filepath.Join(site, "late.txt"), []byte("late"), 0o644)
+	if res := staticGet(t, front.URL, "/late.txt", nil); res.StatusCode != 404 {
+		t.Errorf("a file written after the deploy: %d", res.StatusCode)
+	}
+	for _, p := range []string{"//robots.txt", "/docs/./", "/docs", "/about", "/fonts/../robots.txt"} {
+		if res := staticGet(t, front.URL, p, nil); res.StatusCode != 200 {
+			t.Errorf("%s: %d", p, res.StatusCode)
+		}
+	}
+	// A symlinked directory: the table is incomplete, lookups go to disk.
+	os.Symlink("docs", filepath.Join(site, "handbook"))
+	deployStatic(t, r, "us/site", nil, StaticSite{Dir: site})
+	if activeSite(r, "us/site").indexed.Load() {
+		t.Error("a site with a symlinked directory counted as fully indexed")
+	}
+	if res := staticGet(t, front.URL, "/handbook/", nil); res.StatusCode != 200 || body(res) != "<h1>docs</h1>" {
+		t.Errorf("through the symlinked directory: %d %q", res.StatusCode, body(res))
 	}
 }
