@@ -306,6 +306,12 @@ func (m *Manager) Forget(store string) error {
 // challenges are answered, and requests for a host served over TLS are
 // redirected to HTTPS with 308 (method and body kept). Without TLS it
 // returns next unchanged.
+//
+// An ACME name is redirected only once it has a certificate: while its
+// first order waits for DNS or keeps failing, a redirect would send every
+// visitor to a handshake error, so plain HTTP serves the store until the
+// certificate arrives. (A certificate whose renewal fails still serves, so
+// its name stays redirected.)
 func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 	if !m.tlsOn {
 		return next
@@ -332,10 +338,17 @@ const challengePath = "/.well-known/acme-challenge/"
 // servesPlain says whether the redirect passes a plain-HTTP request for
 // host and path on to the router. A challenge certmagic does not know may
 // be another ACME client's (the app's own, or a proxy in front): never
-// redirect one.
+// redirect one. Nor an ACME name without a certificate yet (HTTPHandler).
 func (m *Manager) servesPlain(host, path string) bool {
 	e := m.table.Load().lookup(host)
-	return e == nil || e.mode == modePlain || strings.HasPrefix(path, challengePath)
+	return e == nil || e.mode == modePlain || strings.HasPrefix(path, challengePath) ||
+		(e.mode == modeACME && !m.hasCertificate(host))
+}
+
+// hasCertificate reports whether certmagic holds a certificate for host
+// (expired or not: it is being renewed, and a redirect to it is no worse).
+func (m *Manager) hasCertificate(host string) bool {
+	return len(m.cache.AllMatchingCertificates(host)) > 0
 }
 
 // PlainDirect says whether HTTPHandler hands a request for host (as sent,

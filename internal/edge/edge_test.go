@@ -23,15 +23,30 @@ func TestRedirectsTLSHostsButNotLocalhost(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := env.client(nil)
-	resp, _, err := env.get(c, env.httpURL("shop.test", "/cart?id=7"))
+	// No certificate yet (its order waits for DNS): plain HTTP serves the
+	// store rather than redirecting to a handshake that would fail.
+	resp, body, err := env.get(c, env.httpURL("shop.test", "/cart?id=7"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := env.httpsURL("shop.test", "/cart?id=7")
+	if resp.StatusCode != 200 || body != "hello from us/web" {
+		t.Fatalf("plain HTTP on a TLS host without a certificate yet: %d %q, want the store", resp.StatusCode, body)
+	}
+	// A host with a certificate (here the store's own) is redirected.
+	env.deploy("eu/web", "eu.test")
+	certPEM, keyPEM, _ := selfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), "eu.test")
+	if err := env.m.Configure(context.Background(), "eu", []string{"eu.test"}, proxy.Site{TLS: "custom", CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err = env.get(c, env.httpURL("eu.test", "/cart?id=7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := env.httpsURL("eu.test", "/cart?id=7")
 	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
 		t.Fatalf("plain HTTP on a TLS host: %d Location %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
-	resp, body, err := env.get(c, env.httpURL("us.localhost", "/"))
+	resp, body, err = env.get(c, env.httpURL("us.localhost", "/"))
 	if err != nil {
 		t.Fatal(err)
 	}
