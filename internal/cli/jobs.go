@@ -29,7 +29,9 @@ func newJobsCmd(g *globals) *cobra.Command {
 		Short: "List serve's jobs (deploys of pushed commits), or follow one's log",
 		Long: `jobs lists the jobs of the running slipway serve, newest first: one job builds
 and deploys one store at one commit. Jobs come from webhooks, slipway deploy
---commit, and the console. Per store one job runs and at most one waits; a newer
+--commit, and the console; the deploys serve runs as they are asked (slipway
+deploy, up, rollback, restart, from here or from CI) are listed too, with
+trigger cli. Per store one job runs and at most one waits; a newer
 commit supersedes the waiting one. --follow streams a job's log until it ends
 (exit 1 if it did not succeed).`,
 		Example: `  slipway jobs

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/jobs"
@@ -28,9 +29,31 @@ var _ JobRecorder = (*jobs.Queue)(nil)
 func (s *Server) RecordJobs(r JobRecorder) { s.jobs = r }
 
 // storeJob is the record of one store's deploy; a nil one records nothing.
+// Its writes go through one goroutine, in order, so that the deploy never
+// waits for jobs.db.
 type storeJob struct {
-	s  *Server
-	id string
+	s      *Server
+	id     string
+	writes chan func(context.Context)
+	done   chan struct{}
+	mu     sync.Mutex // guards closed and sends on writes
+	closed bool
+}
+
+// queue hands a write to the writer; one after end is dropped.
+func (sj *storeJob) queue(w func(context.Context)) {
+	sj.mu.Lock()
+	defer sj.mu.Unlock()
+	if !sj.closed {
+		sj.writes <- w
+	}
+}
+
+func (sj *storeJob) writer() {
+	defer close(sj.done)
+	for w := range sj.writes {
+		w(context.Background())
+	}
 }
 
 // beginStoreJob records a running job for req. Recording is best effort: a
@@ -49,7 +72,9 @@ func (s *Server) beginStoreJob(ctx context.Context, req pipeline.DeployRequest) 
 		s.log.Warn("recording a deploy job", "store", req.Store, "error", err)
 		return nil
 	}
-	return &storeJob{s: s, id: j.ID}
+	sj := &storeJob{s: s, id: j.ID, writes: make(chan func(context.Context), 256), done: make(chan struct{})}
+	go sj.writer()
+	return sj
 }
 
 var releaseLine = regexp.MustCompile(`^release (\S+) \(`)
@@ -60,15 +85,14 @@ func (sj *storeJob) event(e pipeline.Event) {
 	if sj == nil {
 		return
 	}
-	ctx := context.Background()
 	if m := releaseLine.FindStringSubmatch(e.Message); m != nil && e.Stage == "" {
-		sj.s.jobs.Attach(ctx, sj.id, m[1])
+		sj.queue(func(ctx context.Context) { sj.s.jobs.Attach(ctx, sj.id, m[1]) })
 	}
 	text := e.Message
 	if e.Stage != "" {
 		text = e.Stage + ": " + text
 	}
-	sj.s.jobs.Log(ctx, sj.id, text)
+	sj.queue(func(ctx context.Context) { sj.s.jobs.Log(ctx, sj.id, text) })
 }
 
 // end records how the store's deploy ended; a release that did not go live
@@ -77,6 +101,11 @@ func (sj *storeJob) end(rel *state.Release, err error) {
 	if sj == nil {
 		return
 	}
+	sj.mu.Lock()
+	sj.closed = true
+	close(sj.writes)
+	sj.mu.Unlock()
+	<-sj.done
 	id := ""
 	if rel != nil {
 		id = rel.ID
