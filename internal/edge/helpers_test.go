@@ -69,6 +69,10 @@ type envOptions struct {
 	validity   time.Duration
 	renewRatio float64
 	noPebble   bool
+	// caFront, when set, is put between the edge and Pebble: it gets
+	// Pebble's directory URL and the roots that trust it, and returns the
+	// directory URL and roots the edge uses instead.
+	caFront func(dir string, roots *x509.CertPool) (string, *x509.CertPool)
 }
 
 func newEdgeEnv(t *testing.T, o envOptions) *edgeEnv {
@@ -99,6 +103,9 @@ func newEdgeEnv(t *testing.T, o envOptions) *edgeEnv {
 			t.Fatalf("reading %s: %v", env.pebble.CARoot, err)
 		}
 		opts.CA, opts.CARoots = env.pebble.Directory, pool
+		if o.caFront != nil {
+			opts.CA, opts.CARoots = o.caFront(env.pebble.Directory, pool)
+		}
 		env.roots = env.pebble.IssuerRoots(t)
 	} else {
 		opts.CA = "https://127.0.0.1:1/dir" // never contacted
