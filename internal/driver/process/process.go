@@ -104,6 +104,7 @@ type Driver struct {
 
 	unpacks atomic.Int64 // images unpacked by this Driver, for tests
 	logMu   sync.Mutex   // serialises log rotations
+	records recordCache  // decoded instance records (recordcache.go)
 
 	mu          sync.Mutex
 	children    map[string]*child      // instances this Driver started, by id

@@ -77,18 +77,14 @@ func (d *Driver) readRecord(id string) (*record, error) {
 	if !idPattern.MatchString(id) {
 		return nil, fs.ErrNotExist
 	}
-	b, err := os.ReadFile(d.recordPath(id))
+	r, err := d.records.read(d.recordPath(id))
 	if err != nil {
 		return nil, err
-	}
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d.recordPath(id), err)
 	}
 	if r.Version > stateVersion {
 		return nil, fmt.Errorf("reading %s: version %d is newer than this Slipway understands (%d)", d.recordPath(id), r.Version, stateVersion)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // writeRecord replaces the record atomically (temp file, fsync, rename).
@@ -98,6 +94,9 @@ func (d *Driver) writeRecord(r *record) error {
 	if err != nil {
 		return err
 	}
+	// This process's own writes never rely on the file's identity changing
+	// (timestamps are coarse): the cached copy goes.
+	defer d.records.forget(d.recordPath(r.ID))
 	return writeAtomic(d.recordPath(r.ID), b)
 }
 
@@ -108,11 +107,14 @@ func (d *Driver) listRecords() ([]*record, error) {
 		return nil, err
 	}
 	var out []*record
+	present := map[string]bool{}
+	defer d.records.keepOnly(present)
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !idPattern.MatchString(id) {
 			continue
 		}
+		present[d.recordPath(id)] = true
 		r, err := d.readRecord(id)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // stopped meanwhile
