@@ -37,6 +37,7 @@ const RefNameAnnotation = "org.opencontainers.image.ref.name"
 type Layout struct {
 	dir string
 	mu  sync.Mutex // serialises this process; the file lock serialises processes
+	idx indexCache // decoded index.json (indexcache.go)
 }
 
 var (
@@ -190,7 +191,9 @@ func (l *Layout) Publish(ctx context.Context, ref name.Reference, img v1.Image) 
 	if err != nil {
 		return fail("encoding index.json", err)
 	}
-	if err := writeAtomic(filepath.Join(l.dir, "index.json"), rawIdx); err != nil {
+	err = writeAtomic(filepath.Join(l.dir, "index.json"), rawIdx)
+	l.idx.forget()
+	if err != nil {
 		return fail("writing index.json", err)
 	}
 	return ref.Context().Digest(digest.String()), nil
@@ -215,7 +218,7 @@ func (l *Layout) readIndex() (*v1.IndexManifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return v1.ParseIndexManifest(f)
+	return l.idx.read(f)
 }
 
 func (l *Layout) blobPath(h v1.Hash) string {
