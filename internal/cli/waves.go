@@ -202,11 +202,16 @@ func (f fleetOptions) limit() int {
 // fleet runs a rollout through deploy and rollback functions (the server's
 // API in the CLI; fakes in tests).
 type fleet struct {
-	out      io.Writer
-	log      io.Writer
-	deploy   func(ctx context.Context, req pipeline.DeployRequest) (*state.Release, error)
-	rollback func(ctx context.Context, store string) (*state.Release, error)
-	target   func(store string) string
+	out    io.Writer
+	log    io.Writer
+	deploy func(ctx context.Context, req pipeline.DeployRequest) (*state.Release, error)
+	// deployMany, when set, deploys a whole wave as one job on the server.
+	// When the server refuses that job as a whole (one store's plan is
+	// refused), the wave is deployed store by store through deploy instead,
+	// so that the refused store fails alone with its own reason.
+	deployMany func(ctx context.Context, stores []string) ([]deployOutcome, error)
+	rollback   func(ctx context.Context, store string) (*state.Release, error)
+	target     func(store string) string
 }
 
 // fleetResult sums a rollout up.
@@ -257,6 +262,13 @@ func (fl *fleet) run(ctx context.Context, waves []wave, reqs map[string]pipeline
 
 // deployWave deploys a wave's stores at once.
 func (fl *fleet) deployWave(ctx context.Context, wv wave, reqs map[string]pipeline.DeployRequest) []deployOutcome {
+	if fl.deployMany != nil {
+		outs, err := fl.deployMany(ctx, wv.Stores)
+		if err == nil {
+			return outs
+		}
+		fmt.Fprintf(fl.log, "%s as one job was refused (%v): deploying its stores one by one\n", wv.Name, firstLine(err.Error()))
+	}
 	outs := make([]deployOutcome, len(wv.Stores))
 	var wg sync.WaitGroup
 	for i, s := range wv.Stores {
@@ -335,6 +347,9 @@ func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Cli
 	fl := &fleet{out: g.stdout, log: log, target: func(s string) string { return targetName(cfg, s) },
 		deploy: func(ctx context.Context, req pipeline.DeployRequest) (*state.Release, error) {
 			return deployOne(ctx, c, storeJob(jr, req.Store), onEvent)
+		},
+		deployMany: func(ctx context.Context, stores []string) ([]deployOutcome, error) {
+			return deployWaveJob(ctx, c, jr, stores, onEvent)
 		},
 		rollback: func(ctx context.Context, store string) (*state.Release, error) {
 			return rollbackStore(ctx, cfg, c, store, log)
