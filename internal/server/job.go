@@ -151,7 +151,7 @@ func ndjsonSender(w http.ResponseWriter) func(any) {
 }
 
 // RunJob deploys each planned store, at most Options.DeployJobs at once
-// (default 8). A store that fails (hooks, gate, lock) fails alone: the others
+// (default DefaultDeployJobs). A store that fails (hooks, gate, lock) fails alone: the others
 // run to their end. emit gets every event and one StoreDone line per store.
 func (s *Server) RunJob(ctx context.Context, reqs []pipeline.DeployRequest, emit func(JobLine)) []StoreResult {
 	out := make([]StoreResult, len(reqs))
@@ -340,11 +340,18 @@ func RollbackTarget(rs []*state.Release, to string) (*state.Release, error) {
 	return nil, errors.New("no earlier release to roll back to")
 }
 
+// DefaultDeployJobs caps the stores of one job deploying at once. A fleet
+// wave is one job, and its size is the operator's choice of parallelism
+// (`deploy --all --wave N`): a cap below it made a wave of 10 run as 8 and
+// then 2, doubling its time. The cap only guards serve against a job of
+// hundreds of stores.
+const DefaultDeployJobs = 32
+
 func (o Options) deployJobs() int {
 	if o.DeployJobs > 0 {
 		return o.DeployJobs
 	}
-	return 8
+	return DefaultDeployJobs
 }
 
 // resolveTimeout bounds one registry lookup while planning a job.

@@ -80,7 +80,7 @@ type Options struct {
 	ConfigFile string
 	// Limits bound what a deploy request may ask for (instances, hosts, registries).
 	Limits api.Limits
-	// DeployJobs is how many stores of one job deploy at once; default 8.
+	// DeployJobs is how many stores of one job deploy at once; default DefaultDeployJobs.
 	DeployJobs int
 }
 
