@@ -23,6 +23,9 @@ type connKey struct{}
 // reachable from its requests, for corking. Only plain connections from
 // LimitListener qualify; TLS connections keep net/http's writes.
 func withConn(ctx context.Context, c net.Conn) context.Context {
+	if pc, ok := c.(*prefixConn); ok {
+		c = pc.Conn // handed over by the Front (front.go); writes go straight to it
+	}
 	if lc, ok := c.(*limitedConn); ok {
 		return context.WithValue(ctx, connKey{}, lc)
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingListener hands out connections that count the writes going
@@ -50,7 +52,19 @@ func visitorServer(t *testing.T, h http.Handler) (string, *atomic.Int64) {
 	}
 	cl := &countingListener{Listener: ln}
 	srv := NewHardenedServer(h, Limits{})
-	go srv.Serve(LimitListener(cl, Limits{}))
+	var l net.Listener = LimitListener(cl, Limits{})
+	if r, ok := h.(*Router); ok {
+		// As serve does: the Front hands static and cached answers'
+		// connections to srv.
+		f := NewFront(r, Limits{}, nil)
+		l = f.Listener(l)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			f.Wait(ctx)
+		})
+	}
+	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), &cl.writes
 }
