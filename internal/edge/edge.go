@@ -100,6 +100,9 @@ type Options struct {
 	RenewalWindowRatio float64
 	// Log receives what the edge does; default slog.Default().
 	Log *slog.Logger
+	// Sealer seals the stores' private keys at rest; nil keeps them in
+	// clear in sites.json (0600).
+	Sealer Sealer
 }
 
 // Manager is the edge for one serve.

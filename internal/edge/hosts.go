@@ -68,9 +68,12 @@ type storeSite struct {
 type sitesFile struct {
 	Version int                   `json:"version"`
 	Stores  map[string]*storeSite `json:"stores"`
+	// Keys are the stores' private keys sealed with the master key
+	// (version 2); the sites then carry none in clear.
+	Keys map[string]string `json:"sealed_keys,omitempty"`
 }
 
-const sitesVersion = 1
+const sitesVersion = 2
 
 // PlainHost reports whether host is never served over TLS by default:
 // localhost and *.localhost names (a laptop's browser resolves them to
@@ -187,12 +190,25 @@ func (m *Manager) load() error {
 	if f.Stores != nil {
 		m.sites = f.Stores
 	}
+	plain, err := m.openKeys(f.Keys)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", m.sitesPath(), err)
+	}
+	if plain {
+		// Written before keys were sealed: seal them now.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if err := m.saveLocked(); err != nil {
+			return fmt.Errorf("sealing the private keys in %s: %w", m.sitesPath(), err)
+		}
+	}
 	return nil
 }
 
 // saveLocked writes the sites file atomically, readable by its owner only.
 func (m *Manager) saveLocked() error {
-	b, err := json.MarshalIndent(sitesFile{Version: sitesVersion, Stores: m.sites}, "", "  ")
+	sites, keys := m.sealedSites()
+	b, err := json.MarshalIndent(sitesFile{Version: sitesVersion, Stores: sites, Keys: keys}, "", "  ")
 	if err != nil {
 		return err
 	}

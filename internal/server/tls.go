@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/edge"
 	"github.com/slipway-dev/slipway/internal/proxy"
+	"github.com/slipway-dev/slipway/internal/seal"
 )
 
 // TLSOptions configure HTTPS, ACME and the visitor-facing listeners.
@@ -74,8 +75,14 @@ func (s *Server) openEdge(ctx context.Context) error {
 		}
 		caRoots = pool
 	}
+	// The same master key as the state's (already loaded or created by openSealer).
+	box, err := seal.Load(s.o.DataDir, s.o.Getenv)
+	if err != nil {
+		return fmt.Errorf("opening the TLS edge: %w", err)
+	}
 	m, err := edge.New(ctx, edge.Options{
-		Dir: filepath.Join(s.o.DataDir, "tls"), Router: s.Router,
+		Sealer: box,
+		Dir:    filepath.Join(s.o.DataDir, "tls"), Router: s.Router,
 		HTTPAddr: s.httpLn.Addr().String(), HTTPSAddr: s.HTTPSAddr(),
 		Email: eo.ACMEEmail, CA: eo.ACMECA, CARoots: caRoots, Challenges: eo.Challenges,
 		Resolver: eo.Resolver, PublicIPs: eo.PublicIPs, SkipDNSCheck: eo.SkipDNSCheck,
