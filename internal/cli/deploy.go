@@ -89,7 +89,7 @@ Alokai's --docker-registry-url).`,
 
 func (o *deployOptions) run(cmd *cobra.Command, g *globals) error {
 	if o.commit != "" && o.fleet.active() {
-		return usagef("--canary, --wave, --max-failures, --rollback-wave and --dry-run are not available with --commit yet")
+		return deployCommitWaves(cmd.Context(), g, o)
 	}
 	if o.commit != "" {
 		return deployCommit(cmd.Context(), g, o)

@@ -355,7 +355,11 @@ func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Cli
 			return rollbackStore(ctx, cfg, c, store, log)
 		},
 	}
-	res := fl.run(ctx, planWaves(jr.Stores, f), byStore, f)
+	return finishFleet(g, fl.run(ctx, planWaves(jr.Stores, f), byStore, f))
+}
+
+// finishFleet prints a rollout's summary line; a failed store or a stop exits 1.
+func finishFleet(g *globals, res fleetResult) error {
 	fmt.Fprintf(g.stdout, "rollout: %d live, %d failed, %d not deployed, %d rolled back\n",
 		len(res.Deployed), len(res.Failed), len(res.NotDeployed), len(res.RolledBack))
 	if len(res.Failed) > 0 || res.StoppedAt != "" {
