@@ -296,12 +296,17 @@ func (f *Front) serveConn(l *frontListener, c net.Conn) {
 		}
 	}()
 	for first := true; ; first = false {
+		// The first head is due within ReadHeaderTimeout of the accept,
+		// as in net/http; later ones may wait IdleTimeout to start.
 		wait := f.idle
-		if first || wait <= 0 {
+		if first {
 			wait = f.header
 		}
-		if wait > 0 {
+		switch {
+		case wait > 0:
 			c.SetReadDeadline(time.Now().Add(wait))
+		case !first:
+			c.SetReadDeadline(time.Time{}) // that limit is off
 		}
 		if _, err := fc.br.Peek(1); err != nil {
 			return
@@ -313,8 +318,11 @@ func (f *Front) serveConn(l *frontListener, c net.Conn) {
 		if !fc.state.CompareAndSwap(prev, connActive) {
 			return // Wait closed it
 		}
-		req, ok := f.parse(fc, first)
-		if !ok {
+		req, verdict := f.parse(fc, first)
+		if verdict == dropIt {
+			return
+		}
+		if verdict == handIt {
 			c.SetReadDeadline(time.Time{})
 			fc.state.Store(connClosed)
 			handed = l.handOff(&prefixConn{Conn: c, br: fc.br})
@@ -331,30 +339,44 @@ func (f *Front) serveConn(l *frontListener, c net.Conn) {
 	}
 }
 
-// parse reads one request head when it is one the loop serves; false
-// leaves it unread for net/http.
-func (f *Front) parse(fc *frontConn, first bool) (*http.Request, bool) {
+// What parse found: a request the loop serves, one for net/http (left
+// unread), or a connection to close (the head never came whole).
+const (
+	takeIt = iota
+	handIt
+	dropIt
+)
+
+// parse reads one request head when it is one the loop serves.
+func (f *Front) parse(fc *frontConn, first bool) (*http.Request, int) {
 	buf, _ := fc.br.Peek(fc.br.Buffered())
 	end := headEnd(buf)
 	if end == 0 {
 		// Not all here yet: wait for it, within the header timeout.
-		if f.header > 0 && !first {
-			fc.c.SetReadDeadline(time.Now().Add(f.header))
+		if !first {
+			if f.header > 0 {
+				fc.c.SetReadDeadline(time.Now().Add(f.header))
+			} else {
+				fc.c.SetReadDeadline(time.Time{})
+			}
 		}
 		for end == 0 && fc.br.Buffered() < frontBuffer {
 			if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
-				return nil, false // net/http answers or closes as it would
+				// Timed out or closed mid-head: net/http closes such a
+				// connection without an answer too (and must not get
+				// a second ReadHeaderTimeout for it).
+				return nil, dropIt
 			}
 			buf, _ = fc.br.Peek(fc.br.Buffered())
 			end = headEnd(buf)
 		}
 		if end == 0 {
-			return nil, false // bigger than the buffer: net/http applies MaxHeaderBytes
+			return nil, handIt // bigger than the buffer: net/http applies MaxHeaderBytes
 		}
 	}
 	h, ok := parseRequestHead(buf[:end])
 	if !ok || f.direct != nil && !f.direct(h.host, h.path) {
-		return nil, false
+		return nil, handIt
 	}
 	req := new(http.Request)
 	*req = *fc.tmpl
@@ -365,10 +387,10 @@ func (f *Front) parse(fc *frontConn, first bool) (*http.Request, bool) {
 	req.Body = http.NoBody
 	req.Close = h.close
 	if !f.takes(req) {
-		return nil, false
+		return nil, handIt
 	}
 	fc.br.Discard(end)
-	return req, true
+	return req, takeIt
 }
 
 // takes says whether the router would proxy req on the synchronous path;

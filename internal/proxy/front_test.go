@@ -312,3 +312,21 @@ func TestFrontLeavesRedirectsToTheHandler(t *testing.T) {
 		t.Fatalf("secure = %d, want the handler's 308", res.StatusCode)
 	}
 }
+
+func TestFrontDropsAHeadThatNeverEnds(t *testing.T) {
+	rig := newFrontRig(t, Limits{ReadHeaderTimeout: 300 * time.Millisecond}, nil, nil)
+	b := newBackend(t, "v1")
+	deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+	c, br := rig.dial(t)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: shop.example\r\nX-Slow: ")
+	start := time.Now()
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("an answer to half a head")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %s, want about the 300ms header timeout", d)
+	}
+	if rig.f.handedOff.Load() != 0 {
+		t.Error("a slow head was handed to net/http, which would give it a second header timeout")
+	}
+}
