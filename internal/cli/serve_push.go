@@ -81,7 +81,7 @@ func startPush(ctx context.Context, g *globals, p *pushOptions, srv *server.Serv
 	svc.Mount(srv)
 	srv.RecordJobs(svc.Queue)
 	con, err := console.New(console.Options{DataDir: dataDir, State: srv.State, Router: srv.Router, Driver: srv.Driver, Deployer: srv.Deployer,
-		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr, Log: log})
+		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr, Log: log, Logs: consoleLogs(srv)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,4 +121,13 @@ func serveConfig(g *globals, p *pushOptions) (*config.Config, error) {
 		return nil, nil
 	}
 	return nil, err
+}
+
+// consoleLogs gives the console serve's store logs (the same lines, redacted, as GET /v1/stores/{store}/logs).
+func consoleLogs(srv *server.Server) console.AppLogs {
+	return func(ctx context.Context, store string, since time.Time, tail int, send func(console.LogLine) bool) error {
+		return srv.StoreLogs(ctx, store, server.LogsQuery{Tail: tail, Follow: true}, since, func(e server.LogEntry) bool {
+			return send(console.LogLine{Time: e.Time, Source: e.Source, App: e.App, Text: e.Text})
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/slipway-dev/slipway/internal/console"
@@ -51,8 +52,14 @@ func serve(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	svc.Mount(srv)
+	// The app log reads serve's store logs, as `slipway serve` wires it.
+	logs := func(ctx context.Context, store string, since time.Time, tail int, send func(console.LogLine) bool) error {
+		return srv.StoreLogs(ctx, store, server.LogsQuery{Tail: tail, Follow: true}, since, func(e server.LogEntry) bool {
+			return send(console.LogLine{Time: e.Time, Source: e.Source, App: e.App, Text: e.Text})
+		})
+	}
 	con, err := console.New(console.Options{DataDir: dir, State: srv.State, Router: srv.Router, Driver: srv.Driver, Deployer: srv.Deployer,
-		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr})
+		Tokens: srv.Tokens, Push: svc, RouterAddr: srv.HTTPAddr, Logs: logs})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -227,5 +234,78 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Fatalf("the rollback runs %s %s, us-v1 ran %s", app, cur.Images[app].Digest, im.Digest)
 		}
 	}
+	appLogInBackground(t, s, bctx, tctx, base, shot)
 	t.Logf("screenshots in %s", out)
+}
+
+// appLogInBackground opens eu's store page, whose app log shows its
+// instances' output named by instance, puts the tab in the background behind
+// another one, restarts eu, and finds the new instances' lines in the
+// background tab's log.
+func appLogInBackground(t *testing.T, s *stack, bctx, tctx context.Context, base string, shot func(string) chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	lines := func() string {
+		v, err := chromedp.Run(tctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('#applog .line')).map(e => e.textContent).join('')`))
+		if err != nil {
+			t.Fatalf("reading the app log: %v", err)
+		}
+		return v
+	}
+	if err := chromedp.Do(tctx,
+		chromedp.Navigate(base+"/stores/eu"),
+		chromedp.WaitVisible(`#applog .line`),
+	); err != nil {
+		t.Fatalf("eu's app log: %v", err)
+	}
+	before := lines()
+	if !strings.Contains(before, "-eu-v1-1] [storefront-unified-nextjs] listening on") || !strings.Contains(before, "[deploy] ") {
+		t.Fatalf("eu's app log does not show its instances' output by name: %q", before)
+	}
+	// Another tab in the same window, in front: eu's page is now a background tab (hidden).
+	no := false
+	tab, err := chromedp.CallBrowser(tctx, target.CreateTarget, target.CreateTargetParams{URL: base + "/jobs", NewWindow: &no})
+	if err != nil {
+		t.Fatalf("opening a second tab: %v", err)
+	}
+	other, cancelOther := chromedp.NewContext(bctx, chromedp.WithTargetID(tab.TargetID))
+	defer cancelOther()
+	if err := chromedp.Do(other, chromedp.WaitVisible(`table`)); err != nil {
+		t.Fatalf("the second tab: %v", err)
+	}
+	vis, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.visibilityState`))
+	if err != nil || vis != "hidden" {
+		t.Fatalf("eu's tab behind another one is %q (%v), not hidden", vis, err)
+	}
+	cur, err := s.srv.State.Current(context.Background(), "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.NewClient(s.dir).Op(context.Background(), "restart", "eu", nil); err != nil {
+		t.Fatalf("restarting eu: %v", err)
+	}
+	insts, err := s.srv.Driver.List(context.Background(), map[string]string{"dev.slipway.store": "eu", "dev.slipway.role": "web"})
+	if err != nil || len(insts) == 0 {
+		t.Fatalf("eu's instances after the restart: %v %v", insts, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		now := lines()
+		missing := ""
+		for _, in := range insts {
+			if !strings.Contains(now, "["+in.Name+"] ") || strings.Contains(before, "["+in.Name+"] ") {
+				missing = in.Name
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background tab (visibility %s) never showed %s's output after the restart of release %s:\n%s", vis, missing, cur.ID, now)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancelOther() // closes the second tab: eu's is in front again for its screenshot
+	if err := chromedp.Do(tctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('applog').scrollIntoView()`), shot("store-applog")); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -44,6 +44,8 @@ type Options struct {
 	Tokens *auth.Tokens
 	// Push queues jobs; nil: the console is read-only.
 	Push *push.Service
+	// Logs streams a store's app log to its page; nil: the page has none.
+	Logs AppLogs
 	// RouterAddr is the router's listen address, for store URLs.
 	RouterAddr func() string
 	Log        *slog.Logger
@@ -130,6 +132,7 @@ func (c *Console) Mount(r Router) {
 	r.HandlePublic("POST /logout", http.HandlerFunc(c.logout))
 	r.HandlePublic("GET /stores/{store}", c.page(c.storeHandler))
 	r.HandlePublic("POST /stores/{store}/action", c.page(c.action))
+	r.HandlePublic("GET /stores/{store}/logs/events", c.page(c.logEvents))
 	r.HandlePublic("GET /jobs", c.page(c.jobsPage))
 	r.HandlePublic("GET /jobs/{id}", c.page(c.jobPage))
 	r.HandlePublic("GET /jobs/{id}/events", c.page(c.jobEvents))
@@ -325,6 +328,8 @@ func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, s *session) 
 type StoreView struct {
 	*StorePage
 	CanDeploy bool
+	// Logs: the page streams the store's app log.
+	Logs bool
 }
 
 func (c *Console) storeHandler(w http.ResponseWriter, r *http.Request, s *session) {
@@ -343,7 +348,7 @@ func (c *Console) storeHandler(w http.ResponseWriter, r *http.Request, s *sessio
 		http.NotFound(w, r)
 		return
 	}
-	c.render(w, r, s, "store.html", "Store "+id, StoreView{StorePage: p, CanDeploy: c.o.Push != nil && can(s, auth.ScopeDeploy, id)}, start)
+	c.render(w, r, s, "store.html", "Store "+id, StoreView{StorePage: p, CanDeploy: c.o.Push != nil && can(s, auth.ScopeDeploy, id), Logs: c.o.Logs != nil}, start)
 }
 
 func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request, s *session) {

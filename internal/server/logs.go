@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
@@ -81,33 +82,58 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if lq.Since > 0 {
 		since = time.Now().Add(-lq.Since)
 	}
-	red := redact.New(s.Deployer.SecretValues(store)...)
-	insts, err := s.storeInstances(r.Context(), store, lq.App)
-	if err != nil {
+	st := &logStream{w: w}
+	if err := s.StoreLogs(r.Context(), store, lq, since, st.send); err != nil && !st.started {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	st.start()
+}
+
+// StoreLogs sends a store's instance output (each line named by its
+// instance) and its deploy log, redacted and interleaved by time: the lines
+// after since (zero: all stored; q.Tail keeps the last ones), then, with
+// q.Follow, new lines as they come until ctx ends or send returns false. The
+// console's live app log and GET /v1/stores/{store}/logs both read it.
+func (s *Server) StoreLogs(ctx context.Context, store string, q LogsQuery, since time.Time, send func(LogEntry) bool) error {
+	red := redact.New(s.Deployer.SecretValues(store)...)
+	var gone atomic.Bool
+	var mu sync.Mutex
+	out := func(e LogEntry) {
+		// Runtimes that store output themselves (docker) are redacted here; the
+		// process runtime's lines are redacted already.
+		e.Text = red.String(e.Text)
+		mu.Lock()
+		defer mu.Unlock()
+		if !gone.Load() && !send(e) {
+			gone.Store(true)
+		}
+	}
+	insts, err := s.storeInstances(ctx, store, q.App)
+	if err != nil {
+		return err
+	}
 	var all []LogEntry
 	for _, in := range insts {
-		s.instanceLogs(r.Context(), in, since, false, func(e LogEntry) { all = append(all, e) })
+		s.instanceLogs(ctx, in, since, false, func(e LogEntry) { all = append(all, e) })
 	}
 	jobOff, _ := pipeline.ReadJobLog(s.o.DataDir, store, since, 0, func(l pipeline.JobLine) { all = append(all, jobEntry(l)) })
 	slices.SortStableFunc(all, func(a, b LogEntry) int { return a.Time.Compare(b.Time) })
-	if lq.Tail > 0 && len(all) > lq.Tail {
-		all = all[len(all)-lq.Tail:]
+	if q.Tail > 0 && len(all) > q.Tail {
+		all = all[len(all)-q.Tail:]
 	}
-	st := newLogStream(w, red)
 	for _, e := range all {
-		st.send(e)
+		out(e)
 	}
-	if !lq.Follow {
-		return
+	if !q.Follow || gone.Load() {
+		return nil
 	}
 	last := time.Now()
 	if n := len(all); n > 0 && all[n-1].Time.After(last) {
 		last = all[n-1].Time
 	}
-	s.followLogs(r.Context(), store, lq.App, last, jobOff, insts, st)
+	s.followLogs(ctx, store, q.App, last, jobOff, insts, out, gone.Load)
+	return nil
 }
 
 func (s *Server) storeInstances(ctx context.Context, store, app string) ([]driver.Instance, error) {
@@ -160,7 +186,7 @@ func jobEntry(l pipeline.JobLine) LogEntry {
 // followLogs streams new lines until the client goes: every instance is
 // followed (new ones, from a restart or scale, are picked up each second)
 // and the job log is polled.
-func (s *Server) followLogs(ctx context.Context, store, app string, since time.Time, jobOff int64, insts []driver.Instance, st *logStream) {
+func (s *Server) followLogs(ctx context.Context, store, app string, since time.Time, jobOff int64, insts []driver.Instance, send func(LogEntry), gone func() bool) {
 	followed := map[string]bool{}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -169,7 +195,7 @@ func (s *Server) followLogs(ctx context.Context, store, app string, since time.T
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.instanceLogs(ctx, in, from, true, st.send)
+			s.instanceLogs(ctx, in, from, true, send)
 		}()
 	}
 	for _, in := range insts {
@@ -183,7 +209,7 @@ func (s *Server) followLogs(ctx context.Context, store, app string, since time.T
 			return
 		case <-tick.C:
 		}
-		jobOff, _ = pipeline.ReadJobLog(s.o.DataDir, store, time.Time{}, jobOff, func(l pipeline.JobLine) { st.send(jobEntry(l)) })
+		jobOff, _ = pipeline.ReadJobLog(s.o.DataDir, store, time.Time{}, jobOff, func(l pipeline.JobLine) { send(jobEntry(l)) })
 		if n%4 != 3 {
 			continue
 		}
@@ -196,44 +222,34 @@ func (s *Server) followLogs(ctx context.Context, store, app string, since time.T
 				follow(in, time.Time{})
 			}
 		}
-		if st.gone() {
+		if gone() {
 			return
 		}
 	}
 }
 
-// logStream writes LogEntry lines, redacted, flushing each.
+// logStream writes LogEntry lines as NDJSON, flushing each; the header goes
+// out with the first line (so an error before it can still be a 500).
 type logStream struct {
-	mu     sync.Mutex
-	rc     *http.ResponseController
-	enc    *json.Encoder
-	red    *redact.Redactor
-	closed bool
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	enc     *json.Encoder
+	started bool
 }
 
-func newLogStream(w http.ResponseWriter, red *redact.Redactor) *logStream {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	return &logStream{rc: http.NewResponseController(w), enc: json.NewEncoder(w), red: red}
-}
-
-func (s *logStream) send(e LogEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+func (s *logStream) start() {
+	if s.started {
 		return
 	}
-	// Runtimes that store output themselves (docker) are redacted here; the
-	// process runtime's lines are redacted already.
-	e.Text = s.red.String(e.Text)
-	s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if s.enc.Encode(e) != nil || s.rc.Flush() != nil {
-		s.closed = true
-	}
+	s.started = true
+	s.w.Header().Set("Content-Type", "application/x-ndjson")
+	s.w.WriteHeader(http.StatusOK)
+	s.rc, s.enc = http.NewResponseController(s.w), json.NewEncoder(s.w)
 }
 
-func (s *logStream) gone() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+// send writes one line; false once the client is gone. StoreLogs serialises calls.
+func (s *logStream) send(e LogEntry) bool {
+	s.start()
+	s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return s.enc.Encode(e) == nil && s.rc.Flush() == nil
 }

@@ -35,3 +35,33 @@
     if (cancel) { cancel.remove(); }
   });
 })();
+
+// The store page's app log: every instance's output (and the store's deploy
+// log), named by source, over server-sent events. EventSource resumes with
+// Last-Event-ID after a drop, and keeps streaming in a background tab.
+(function () {
+  'use strict';
+  var log = document.getElementById('applog');
+  if (!log || !window.EventSource) { return; }
+  var state = document.getElementById('applog-state');
+  var keep = 1000;
+  var es = new EventSource('/stores/' + encodeURIComponent(log.dataset.store) + '/logs/events');
+  var say = function (t) { if (state) { state.textContent = t; } };
+  es.onopen = function () { say('streaming'); };
+  es.onerror = function () { say('reconnecting…'); };
+  es.addEventListener('line', function (ev) {
+    var d = JSON.parse(ev.data);
+    var follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
+    var row = document.createElement('span');
+    row.className = 'line';
+    var src = document.createElement('span');
+    src.className = 'src' + (d.source.indexOf('deploy') === 0 ? ' deploy' : '');
+    src.textContent = '[' + d.source + '] ';
+    row.appendChild(src);
+    row.appendChild(document.createTextNode(d.text + '\n'));
+    log.appendChild(row);
+    while (log.childNodes.length > keep) { log.removeChild(log.firstChild); }
+    if (follow) { log.scrollTop = log.scrollHeight; }
+  });
+  es.addEventListener('failed', function (ev) { say(JSON.parse(ev.data).error); });
+})();
