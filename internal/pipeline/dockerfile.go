@@ -203,15 +203,26 @@ func packDocker(ctx context.Context, o BuildOptions, eng *engineOnce, u *buildUn
 	tBuild := time.Now()
 	dir := o.cacheDir()
 	if dir == "" {
-		dir = os.TempDir()
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		tmp, err := os.MkdirTemp("", "slipway-dockerbuild-")
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	dir = filepath.Join(dir, "dockerbuild")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
-	img, remove, err := e.Export(ctx, id, dir)
+	saved, remove, err := e.Export(ctx, id, dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
 	defer remove()
+	img, err := dockerbuild.Compress(ctx, saved, filepath.Join(dir, "layers"), max(2, runtimeCPUs()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
 	tExport := time.Now()
 	ref := u.repo.Tag(tag)
 	dig, err := o.Store.Publish(ctx, ref, img)
