@@ -49,6 +49,30 @@ type options struct {
 	kamalProxy    string
 	std           bool
 	withStd       bool
+	together      bool
+}
+
+// together runs f for every target at once and returns the runs in order.
+func together(n int, f func(i int) run) []run {
+	out := make([]run, n)
+	done := make(chan struct{})
+	for i := range n {
+		go func() {
+			out[i] = f(i)
+			done <- struct{}{}
+		}()
+	}
+	for range n {
+		<-done
+	}
+	return out
+}
+
+func roundsKind(o options) string {
+	if o.together {
+		return "simultaneous"
+	}
+	return "interleaved"
 }
 
 func main() {
@@ -74,6 +98,7 @@ func main() {
 	flag.BoolVar(&o.cache, "cache", false, "internal: edge cache on, for -role router-mode")
 	flag.StringVar(&o.proxy, "proxy", "", "internal: proxy measured by -role rss-ns")
 	flag.BoolVar(&o.std, "std", false, "internal: serve the router with net/http only (no proxy.Front)")
+	flag.BoolVar(&o.together, "together", false, "fixed-rate and hosts runs: load every target at once in each round (each at -rate), so a neighbour's CPU burst hits all of them alike")
 	flag.BoolVar(&o.withStd, "with-nethttp", false, "plain mode: also measure the router served by net/http alone (no proxy.Front), as before")
 	flag.Parse()
 
@@ -337,6 +362,16 @@ func bench(ctx context.Context, o options) error {
 	}
 	fixedRuns := make([][]run, len(targets))
 	for round := range rounds {
+		if o.together {
+			rs := together(len(targets), func(i int) run { return fixedRate(ctx, client, targets[i], o.rate, slice) })
+			for i, r := range rs {
+				fixedRuns[i] = append(fixedRuns[i], r)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
 		for _, i := range order(round) {
 			warm(ctx, client, targets[i], 200*time.Millisecond)
 			fixedRuns[i] = append(fixedRuns[i], fixedRate(ctx, client, targets[i], o.rate, slice))
@@ -349,9 +384,13 @@ func bench(ctx context.Context, o options) error {
 	for i, t := range targets {
 		fixed = append(fixed, merge(t.name, fixedRuns[i]))
 	}
-	fmt.Printf("Fixed rate: %d req/s for %s per target (%d interleaved rounds), open loop: latency from the intended send time, Go client\n", o.rate, slice*time.Duration(rounds), rounds)
+	fmt.Printf("Fixed rate: %d req/s for %s per target (%d %s rounds), open loop: latency from the intended send time, Go client\n", o.rate, slice*time.Duration(rounds), rounds, roundsKind(o))
 	printRows(fixed)
 
+	// The fixed-rate client may hold hundreds of idle connections after a
+	// stall; the router's per-IP limit (1024, as in serve) would refuse
+	// wrk's if they stayed.
+	client.CloseIdleConnections()
 	satRuns := make([][]run, len(targets))
 	cpu := make([]time.Duration, len(targets))
 	for round := range rounds {

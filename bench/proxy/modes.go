@@ -228,6 +228,16 @@ func benchHosts(ctx context.Context, o options) error {
 		hostsRate(ctx, client, k.url, o.rate, o.warmup)
 	}
 	for round := range rounds {
+		if o.together {
+			rs := together(len(kinds), func(i int) run { return hostsRate(ctx, client, kinds[i].url, o.rate, slice) })
+			for i, r := range rs {
+				runs[i] = append(runs[i], r)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
 		for j := range kinds {
 			i := j
 			if round%2 == 1 {
@@ -239,7 +249,7 @@ func benchHosts(ctx context.Context, o options) error {
 			}
 		}
 	}
-	fmt.Printf("Many hosts: %d stores' hosts, %d req/s spread over them for %s per target (%d interleaved rounds), open loop\n", o.hosts, o.rate, slice*time.Duration(rounds), rounds)
+	fmt.Printf("Many hosts: %d stores' hosts, %d req/s spread over them for %s per target (%d %s rounds), open loop\n", o.hosts, o.rate, slice*time.Duration(rounds), rounds, roundsKind(o))
 	fmt.Printf("load average at start: %s, at the end: %s (the machine is shared)\n", load0, loadavg())
 	var rows []row
 	for i, k := range kinds {
