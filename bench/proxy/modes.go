@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -100,36 +99,10 @@ func serveRouterMode(o options) error {
 	if err != nil {
 		return err
 	}
-	if o.static != "" || o.cache {
-		return serveVisitors(r)
-	}
 	if o.std {
 		return proxybench.Serve(r)
 	}
 	return serveProduction(r)
-}
-
-// serveVisitors serves h as slipway serve does on its plain HTTP
-// listener (hardened server, connection limits), so that the static and
-// cache modes measure the production path; it prints LISTEN like
-// proxybench.Serve and stops at SIGTERM.
-func serveVisitors(h http.Handler) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srv := proxy.NewHardenedServer(h, proxy.Limits{})
-	fmt.Printf("LISTEN %s\n", l.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(proxy.LimitListener(l, proxy.Limits{})); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // profileArgs adds -cpuprofile (and -memprofile) to a router child's arguments.

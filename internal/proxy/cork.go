@@ -78,10 +78,15 @@ func (c *limitedConn) heldWrite(p []byte) (int, error) {
 
 // corked returns the connection of req when its answer can be corked: an
 // HTTP/1.x request on a plain connection from LimitListener, where only the
-// handler's goroutine writes until it returns.
-func corked(req *http.Request) *limitedConn {
+// handler's goroutine writes until it returns, served by net/http or by
+// the Front.
+func corked(w http.ResponseWriter, req *http.Request) *limitedConn {
 	if req.ProtoMajor != 1 {
 		return nil
+	}
+	if fw, ok := w.(*frontWriter); ok {
+		lc, _ := fw.fc.c.(*limitedConn)
+		return lc
 	}
 	lc, _ := req.Context().Value(connKey{}).(*limitedConn)
 	return lc
@@ -91,7 +96,7 @@ func corked(req *http.Request) *limitedConn {
 // and body) with a single write on the connection when it can, through
 // net/http as usual otherwise. It returns the body bytes written.
 func writeCorked(w http.ResponseWriter, req *http.Request, status int, body []byte) int {
-	lc := corked(req)
+	lc := corked(w, req)
 	f, ok := w.(http.Flusher)
 	if lc == nil || !ok || len(body) > corkMax-8<<10 || lc.cork.on {
 		w.WriteHeader(status)

@@ -404,8 +404,10 @@ func (f *Front) takes(req *http.Request) bool {
 		return false
 	}
 	set := svc.active.Load()
-	return set.maintenance == "" && set.static == nil && len(set.targets) > 0 &&
-		!(f.r.cache != nil && cacheableRequest(req))
+	if set.static != nil || set.maintenance == "" && f.r.cache != nil && cacheableRequest(req) {
+		return frontTakesFiles(f.r, set, req) // front_files.go
+	}
+	return set.maintenance == "" && len(set.targets) > 0
 }
 
 // serveOne answers one request; false means the connection must close.
