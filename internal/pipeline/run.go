@@ -168,17 +168,20 @@ func (r *deployRun) createRelease(ctx context.Context) error {
 	return nil
 }
 
-// fail stops what the run started and records the release failed at stage.
-// The record is written even when the caller went away; when it cannot be
-// written (a full disk) it is kept and retried.
+// fail records the release failed at stage, then stops what the run
+// started. The record comes first: it is the truth a reader or a restarted
+// serve acts on (instances of a failed release are orphans the next deploy
+// stops), and stopping takes up to the stop timeout. The record is written
+// even when the caller went away; when it cannot be written (a full disk) it
+// is kept and retried.
 func (r *deployRun) fail(ctx context.Context, stage string, cause error) (*state.Release, error) {
-	r.d.stopAll(r.started)
-	r.started = nil
 	rel := r.rel
 	rel.Stage = stage
 	rel.Error = r.red.String(cause.Error())
 	rel.FinishedAt = time.Now()
 	recErr := r.d.recordOrDefer(ctx, "recording the failure", rel, r.d.recFail)
+	r.d.stopAll(r.started)
+	r.started = nil
 	r.say(stage, "FAILED: %v", rel.Error)
 	return rel, errors.Join(fmt.Errorf("%w: %s: %s", ErrDeployFailed, stage, rel.Error), recErr)
 }
