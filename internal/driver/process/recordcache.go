@@ -28,16 +28,14 @@ type cachedRecord struct {
 	rec       record
 }
 
-// read returns the record stored at path, decoding it only when the file changed.
+// read returns the record stored at path, decoding it only when the file
+// changed. A hit costs one stat. The file is read after the stat, so what is
+// cached under an identity is never older than that identity: a file
+// replaced in between is read again on the next call.
 func (c *recordCache) read(path string) (*record, error) {
-	f, err := os.Open(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		c.forget(path)
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
 		return nil, err
 	}
 	key := cachedRecord{size: uint64(fi.Size()), mod: fi.ModTime()}
@@ -52,9 +50,10 @@ func (c *recordCache) read(path string) (*record, error) {
 		r.Labels = maps.Clone(hit.rec.Labels) // callers may change their copy
 		return &r, nil
 	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && fi.Size() > 0 {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		c.forget(path)
+		return nil, err
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
