@@ -2,8 +2,6 @@ package dockerbuild
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -113,15 +111,8 @@ func ignoreMatcher(dir string) (*patternmatcher.PatternMatcher, error) {
 // Files are the context's paths, slash-separated, sorted.
 func (c *Context) Files() []string { return c.files }
 
-// Digest is the sha256 of the context's tar stream, which WriteTar makes
-// the same for the same files.
-func (c *Context) Digest() (string, error) {
-	h := sha256.New()
-	if err := c.WriteTar(h); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// Digest is DigestCached without a cache.
+func (c *Context) Digest() (string, error) { return c.DigestCached("") }
 
 // WriteTar writes the context as the engine's build API takes it.
 func (c *Context) WriteTar(w io.Writer) error {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, dir string, files map[string]string) {
@@ -91,5 +92,31 @@ func TestContextHonoursDockerignore(t *testing.T) {
 	write(t, dir, map[string]string{"src/a.js": "b"})
 	if d3, _ := c2.Digest(); d3 == d1 {
 		t.Errorf("digest unchanged after an edit")
+	}
+}
+
+func TestDigestCacheReusesUnchangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"Dockerfile": "FROM scratch\n", "a.txt": "aaaa", "b.txt": "bbbb"})
+	old := time.Now().Add(-time.Hour)
+	for _, f := range []string{"Dockerfile", "a.txt", "b.txt"} {
+		os.Chtimes(filepath.Join(dir, f), old, old)
+	}
+	cache := filepath.Join(t.TempDir(), "ctx.json")
+	c, _ := NewContext(dir, "Dockerfile")
+	d0, _ := c.Digest()
+	d1, err := c.DigestCached(cache)
+	if err != nil || d1 != d0 {
+		t.Fatalf("cached digest %s (%v), uncached %s", d1, err, d0)
+	}
+	if b, _ := os.ReadFile(cache); !strings.Contains(string(b), `"a.txt"`) {
+		t.Fatalf("cache holds %s", b)
+	}
+	if d2, _ := c.DigestCached(cache); d2 != d1 {
+		t.Errorf("digest from the cache %s, want %s", d2, d1)
+	}
+	write(t, dir, map[string]string{"a.txt": "AAAA"}) // same size, new mtime
+	if d3, _ := c.DigestCached(cache); d3 == d1 {
+		t.Errorf("an edited file kept the digest")
 	}
 }

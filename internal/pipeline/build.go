@@ -265,7 +265,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				continue
 			}
 			u.repo = repo
-			if done, err := planDockerUnit(ctx, cfg, engine, u); done {
+			if done, err := planDockerUnit(ctx, cfg, engine, u, o.cacheDir()); done {
 				if err != nil {
 					u.out.Err = err
 				}

@@ -98,8 +98,8 @@ func (o *engineOnce) close() {
 // (after .dockerignore), the Dockerfile's path, target, args and secret
 // names (never values), the IDs of the FROM images the engine has, and the
 // app settings Slipway puts into the image.
-func dockerFingerprint(ctx context.Context, eng *engineOnce, project string, app *config.App, d *dockerUnit) (string, error) {
-	digest, err := d.bctx.Digest()
+func dockerFingerprint(ctx context.Context, eng *engineOnce, project string, app *config.App, d *dockerUnit, cachePath string) (string, error) {
+	digest, err := d.bctx.DigestCached(cachePath)
 	if err != nil {
 		return "", err
 	}
@@ -147,16 +147,17 @@ func dockerSecrets(d *dockerUnit, getenv func(string) string) (map[string][]byte
 // engineTag names a store/app's last build in the engine, which keeps its
 // layers there for the next build's cache.
 func engineTag(project, store, app string) string {
-	clean := func(s string) string {
-		s = strings.ToLower(s)
-		return strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
-				return r
-			}
-			return '-'
-		}, s)
-	}
-	return "slipway-build/" + clean(project) + "/" + clean(app) + ":" + clean(store)
+	return "slipway-build/" + engineTagPart(project) + "/" + engineTagPart(app) + ":" + engineTagPart(store)
+}
+
+// engineTagPart is s lowercased with what a tag cannot hold replaced by '-'.
+func engineTagPart(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
 }
 
 // packDocker builds the unit's Dockerfile with the engine, exports the
@@ -272,7 +273,7 @@ func (t *tail) lines() []string {
 
 // planDockerUnit makes u a Dockerfile build when its app is one, with its
 // process plan and fingerprint; done reports that u needs nothing else.
-func planDockerUnit(ctx context.Context, cfg *config.Config, eng *engineOnce, u *buildUnit) (done bool, err error) {
+func planDockerUnit(ctx context.Context, cfg *config.Config, eng *engineOnce, u *buildUnit, cacheDir string) (done bool, err error) {
 	label := u.store.ID + "/" + u.app.ID
 	d, err := planDocker(cfg, u.dir, u.app)
 	if err != nil {
@@ -286,9 +287,21 @@ func planDockerUnit(ctx context.Context, cfg *config.Config, eng *engineOnce, u 
 		return true, fmt.Errorf("%s: %w", label, err)
 	}
 	u.out.Release, u.out.WebInstances = u.procs.release, u.procs.webN
-	if u.fp, err = dockerFingerprint(ctx, eng, cfg.Project, u.app, d); err != nil {
+	if u.fp, err = dockerFingerprint(ctx, eng, cfg.Project, u.app, d, contextCache(cacheDir, u)); err != nil {
 		return true, fmt.Errorf("%s: %w", label, err)
 	}
 	u.out.Fingerprint = u.fp
 	return true, nil
+}
+
+// contextCache is where the store/app's context file hashes are kept, "" for none.
+func contextCache(cacheDir string, u *buildUnit) string {
+	if cacheDir == "" {
+		return ""
+	}
+	dir := filepath.Join(cacheDir, "dockerbuild", "context")
+	if os.MkdirAll(dir, 0o700) != nil {
+		return ""
+	}
+	return filepath.Join(dir, engineTagPart(u.store.ID)+"_"+engineTagPart(u.app.ID)+".json")
 }
