@@ -82,6 +82,10 @@ type Task struct {
 	Command string
 	// Env is the store's and app's build env (never secrets).
 	Env map[string]string
+	// Image, when set, runs the steps in containers of this image
+	// (Runner.Containers), with only Env and Slipway's variables: none of
+	// the host's environment.
+	Image string
 }
 
 // Label is "store/app", the prefix of the task's output lines.
@@ -113,6 +117,8 @@ type Runner struct {
 	Commit string
 	// Cache keeps dependencies and framework caches between builds; nil keeps nothing.
 	Cache *Cache
+	// Containers runs the steps of tasks that name an Image.
+	Containers *Containers
 
 	outMu sync.Mutex
 }
@@ -188,7 +194,8 @@ func (r *Runner) runTask(ctx context.Context, t Task) (res Result) {
 // postinstall script, whose output may live outside node_modules). It
 // returns the name of what it did.
 func (r *Runner) runCachedStep(ctx context.Context, t Task, s Step, tail *ring) (string, error) {
-	if r.Cache == nil || !s.Install {
+	if r.Cache == nil || !s.Install || t.Image != "" {
+		// A container's node_modules belong to its Node.js, not the host's.
 		return s.Name, r.runStep(ctx, t, s, tail)
 	}
 	s.Env = maps.Clone(s.Env)
@@ -254,7 +261,11 @@ func (r *Runner) baseEnv() []string {
 }
 
 func (r *Runner) env(t Task, s Step) []string {
-	base := r.baseEnv()
+	return stepEnv(r.baseEnv(), t, s, r.Commit)
+}
+
+// stepEnv is base, then the task's env, Slipway's variables and the step's.
+func stepEnv(base []string, t Task, s Step, commit string) []string {
 	env := map[string]string{}
 	for _, kv := range base {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -264,7 +275,7 @@ func (r *Runner) env(t Task, s Step) []string {
 	maps.Copy(env, t.Env)
 	env["SLIPWAY_STORE_ID"] = t.Store
 	env["SLIPWAY_APP"] = t.App
-	env["SLIPWAY_COMMIT"] = r.Commit
+	env["SLIPWAY_COMMIT"] = commit
 	if s.NoProductionEnv {
 		delete(env, "NODE_ENV")
 	} else {
@@ -281,6 +292,9 @@ func (r *Runner) env(t Task, s Step) []string {
 // runStep runs one command in its own process group, so cancelling kills
 // everything it started, and streams its output line by line.
 func (r *Runner) runStep(ctx context.Context, t Task, s Step, tail *ring) error {
+	if t.Image != "" {
+		return r.runInContainer(ctx, t, s, tail)
+	}
 	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
 	cmd.Dir = t.Dir
 	cmd.Env = r.env(t, s)
@@ -293,20 +307,7 @@ func (r *Runner) runStep(ctx context.Context, t Task, s Step, tail *ring) error 
 		pw.Close()
 		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			tail.add(line)
-			if r.Verbose {
-				r.println("[" + t.Label() + "] " + line)
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
+	done := r.lines(t, tail, pr)
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait(); pw.Close() }()
 	var err error
@@ -324,6 +325,40 @@ func (r *Runner) runStep(ctx context.Context, t Task, s Step, tail *ring) error 
 	}
 	// Whatever the step left running in its group goes with it.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	return err
+}
+
+// lines feeds what pr reads to the task's tail (and, verbose, the output)
+// line by line; the channel closes when pr ends.
+func (r *Runner) lines(t Task, tail *ring, pr io.Reader) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			tail.add(line)
+			if r.Verbose {
+				r.println("[" + t.Label() + "] " + line)
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	return done
+}
+
+// runInContainer runs the step in a container of the task's image, with
+// the task's env but none of the host's (its PATH is not the image's).
+func (r *Runner) runInContainer(ctx context.Context, t Task, s Step, tail *ring) error {
+	if r.Containers == nil {
+		return fmt.Errorf("the build runs in a container of %s, but no Docker engine is connected", t.Image)
+	}
+	pr, pw := io.Pipe()
+	done := r.lines(t, tail, pr)
+	err := r.Containers.run(ctx, t, s.Argv, stepEnv(nil, t, s, r.Commit), pw)
+	pw.Close()
 	<-done
 	return err
 }

@@ -61,7 +61,7 @@ func TestBuildExplain(t *testing.T) {
 		"install:     python3 -m pip install --no-cache-dir --disable-pip-version-check --target .python_packages -r requirements.txt",
 		"start:       /bin/sh -c exec python3 -m gunicorn --bind ${HOST:-0.0.0.0}:${PORT} wsgi:app  (python: gunicorn is a dependency and wsgi.py exists)",
 		"process:     worker: python3 worker.py",
-		"build image: registry.example.com/base/python:3.12  (image.stacks.python)",
+		"build image: registry.example.com/base/python:3.12  (image.stacks.python); unused: the steps run on this host (SLIPWAY_BUILD_IN=container runs them in it)",
 		"base image:  scratch",
 		"us/gosvc",
 		"build:       stack go: go.mod exists",

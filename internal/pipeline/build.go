@@ -111,6 +111,10 @@ type BuildOptions struct {
 	Revision *gitfs.Revision
 	// OutDir is where stores are composed; default <root>/.out.
 	OutDir string
+	// BuildIn is where detected stacks' steps run: "host" or "container"
+	// (a container of the stack's image, on the Docker engine; see
+	// BuildInEnv). Default: BuildInEnv, else host.
+	BuildIn string
 	// CacheDir keeps node_modules, package manager and framework caches
 	// between builds (see build.Cache); default: cache/ in the state dir
 	// (beside the embedded image store, else <root>/.slipway/cache).
@@ -193,6 +197,9 @@ type buildUnit struct {
 	procs *procPlan
 	// docker is set for an app built from a Dockerfile (dockerfile.go).
 	docker *dockerUnit
+	// base is the runtime image's base; buildImage, when set, the image
+	// the build steps run in (stack.go).
+	base, buildImage string
 	fp     string
 	env    map[string]string
 	repo   name.Repository
@@ -271,7 +278,8 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				}
 				continue
 			}
-			base, err := bases.get(ctx, baseRef(cfg, app))
+			u.base, u.buildImage = o.stackImages(cfg, app, ar.Dir)
+			base, err := bases.get(ctx, u.base)
 			if err != nil {
 				u.out.Err = err
 				continue
@@ -281,7 +289,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 				continue
 			}
 			u.out.Release, u.out.WebInstances = u.procs.release, u.procs.webN
-			u.fp = fingerprint(ar.Fingerprint, cfg.Project, workDir(cfg, app), app, u.env, base.digest)
+			u.fp = fingerprint(builtIn(ar.Fingerprint, u.buildImage), cfg.Project, workDir(cfg, app), app, u.env, base.digest)
 			u.out.Fingerprint = u.fp
 		}
 	}
@@ -310,7 +318,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	cwg.Wait()
 	for i, u := range units {
 		if done[i] && u.out.Err == nil && u.docker == nil {
-			if err := checkReused(ctx, o.Store, u, bases, baseRef(cfg, u.app)); err != nil {
+			if err := checkReused(ctx, o.Store, u, bases, u.base); err != nil {
 				u.out.Err = err
 			}
 		}
@@ -335,6 +343,11 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if d := o.cacheDir(); d != "" {
 		runner.Cache = &build.Cache{Dir: d}
 	}
+	closeContainers, err := o.connectContainers(ctx, runner, toBuild)
+	if err != nil {
+		return nil, err
+	}
+	defer closeContainers()
 	var tasks []build.Task
 	var scripted, fromDockerfile []*buildUnit
 	for _, u := range toBuild {
@@ -345,7 +358,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}
 		scripted = append(scripted, u)
 		logf("[%s/%s] building in %s", u.store.ID, u.app.ID, u.dir)
-		tasks = append(tasks, build.Task{Store: u.store.ID, App: u.app.ID, Dir: u.dir, Command: u.app.Build, Env: u.env})
+		tasks = append(tasks, build.Task{Store: u.store.ID, App: u.app.ID, Dir: u.dir, Command: u.app.Build, Env: u.env, Image: u.buildImage})
 	}
 	results := runner.Run(ctx, tasks)
 
@@ -539,17 +552,17 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 	if err != nil {
 		return err
 	}
-	base, err := bases.get(ctx, baseRef(cfg, u.app))
+	base, err := bases.get(ctx, u.base)
 	if err != nil {
 		return err
 	}
 	labels := image.Labels(image.LabelInfo{Project: cfg.Project, Store: u.store.ID, App: u.app.ID, Revision: rev.Commit, Source: rev.Source, Created: created})
 	labels[LabelFingerprint] = u.fp
-	missing, err := base.missing(baseRef(cfg, u.app), first(entry))
+	missing, err := base.missing(u.base, first(entry))
 	if err != nil {
 		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, first(entry), err)
 	}
-	maps.Copy(labels, metaLabels(u, baseRef(cfg, u.app), missing))
+	maps.Copy(labels, metaLabels(u, u.base, missing))
 	env := map[string]string{"NODE_ENV": "production"}
 	maps.Copy(env, prod.Env)
 	spec := image.Spec{Base: base.img, Dir: prod.Dir, WorkDir: workDir(cfg, u.app), Entrypoint: entry,
@@ -565,7 +578,7 @@ func pack(ctx context.Context, o BuildOptions, u *buildUnit, bases *baseCache, r
 		return fmt.Errorf("%s/%s: %w", u.store.ID, u.app.ID, err)
 	}
 	tImage := time.Now()
-	u.out.Base = baseRef(cfg, u.app)
+	u.out.Base = u.base
 	if u.out.MissingInterpreter, err = base.missing(u.out.Base, first(entry)); err != nil {
 		return fmt.Errorf("%s/%s: looking for %s in the base image: %w", u.store.ID, u.app.ID, first(entry), err)
 	}

@@ -31,6 +31,8 @@ type Explanation struct {
 	// containers, and BuildImageFrom which setting chose it.
 	BuildImage     string `json:"buildImage,omitempty"`
 	BuildImageFrom string `json:"buildImageFrom,omitempty"`
+	// BuildIn is where the steps run: host or container (BuildInEnv).
+	BuildIn string `json:"buildIn"`
 	// Base is the runtime image's base.
 	Base string `json:"base"`
 	// Fingerprint is the image's cache key (an image with it is reused);
@@ -71,7 +73,14 @@ func Explain(ctx context.Context, o BuildOptions) ([]Explanation, error) {
 
 func explainApp(ctx context.Context, o BuildOptions, bases *baseCache, st *config.Store, app *config.App, ar compose.AppResult) Explanation {
 	cfg := o.Config
-	e := Explanation{Store: st.ID, App: app.ID, Dir: ar.Dir, Base: baseRef(cfg, app)}
+	e := Explanation{Store: st.ID, App: app.ID, Dir: ar.Dir}
+	e.Base, _ = o.stackImages(cfg, app, ar.Dir)
+	in, err := o.buildIn()
+	if err != nil {
+		e.Error = err.Error()
+		return e
+	}
+	e.BuildIn = in
 	if app.Framework == "next" || app.Framework == "nuxt" {
 		e.Preset = app.Framework
 	}
@@ -209,8 +218,11 @@ func (e Explanation) Text() string {
 	for _, p := range e.Processes {
 		fmt.Fprintf(&b, "  process:     %s\n", p)
 	}
-	if e.BuildImage != "" {
-		fmt.Fprintf(&b, "  build image: %s  (%s)\n", e.BuildImage, e.BuildImageFrom)
+	switch {
+	case e.BuildImage != "" && e.BuildIn == BuildInContainer:
+		fmt.Fprintf(&b, "  build image: %s  (%s); the steps run in a container of it\n", e.BuildImage, e.BuildImageFrom)
+	case e.BuildImage != "":
+		fmt.Fprintf(&b, "  build image: %s  (%s); unused: the steps run on this host (%s=container runs them in it)\n", e.BuildImage, e.BuildImageFrom, BuildInEnv)
 	}
 	fmt.Fprintf(&b, "  base image:  %s\n", e.Base)
 	if e.Fingerprint != "" {
