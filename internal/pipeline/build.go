@@ -200,10 +200,10 @@ type buildUnit struct {
 	// base is the runtime image's base; buildImage, when set, the image
 	// the build steps run in (stack.go).
 	base, buildImage string
-	fp     string
-	env    map[string]string
-	repo   name.Repository
-	out    *BuiltImage
+	fp               string
+	env              map[string]string
+	repo             name.Repository
+	out              *BuiltImage
 }
 
 // Build composes the stores, then for each store/app either finds an image

@@ -43,8 +43,8 @@ func TestNodeStackBuildsInItsImage(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "shop")
 	files := map[string]string{
-		"slipway.yaml": fmt.Sprintf("project: shop\nimage:\n  stacks: {node: %q}\napps:\n  - {path: apps/site, framework: f, build: node build.js}\nstores:\n  us: {projectName: shop, region: r, framework: f}\n", nodeRef),
-		"apps/stores/us/.keep":   "",
+		"slipway.yaml":         fmt.Sprintf("project: shop\nimage:\n  stacks: {node: %q}\napps:\n  - {path: apps/site, framework: f, build: node build.js}\nstores:\n  us: {projectName: shop, region: r, framework: f}\n", nodeRef),
+		"apps/stores/us/.keep": "",
 		// The test's Node image has node but no npm: the config's build
 		// command runs (in the node stack's image, package.json named it).
 		"apps/site/package.json": `{"name":"site"}`,
