@@ -212,6 +212,8 @@ type fleet struct {
 	deployMany func(ctx context.Context, stores []string) ([]deployOutcome, error)
 	rollback   func(ctx context.Context, store string) (*state.Release, error)
 	target     func(store string) string
+	// report, when set, is told each step, for the console's rollout view.
+	report func(ctx context.Context, r api.Rollout) error
 }
 
 // fleetResult sums a rollout up.
@@ -227,8 +229,15 @@ type fleetResult struct {
 // stores that went live are returned to their previous release.
 func (fl *fleet) run(ctx context.Context, waves []wave, reqs map[string]pipeline.DeployRequest, f fleetOptions) fleetResult {
 	var res fleetResult
+	var rp *rolloutReport
+	if fl.report != nil {
+		rp = newRolloutReport(waves, fl.report, fl.log)
+		defer func() { rp.end(ctx, res) }()
+	}
 	for i, wv := range waves {
+		rp.startWave(ctx, i)
 		outs := fl.deployWave(ctx, wv, reqs)
+		rp.endWave(ctx, i, outs)
 		fl.printWave(wv, i, len(waves), outs)
 		failedHere := 0
 		for _, o := range outs {
@@ -354,6 +363,7 @@ func runFleet(ctx context.Context, g *globals, cfg *config.Config, c *server.Cli
 		rollback: func(ctx context.Context, store string) (*state.Release, error) {
 			return rollbackStore(ctx, cfg, c, store, log)
 		},
+		report: c.ReportRollout,
 	}
 	return finishFleet(g, fl.run(ctx, planWaves(jr.Stores, f), byStore, f))
 }

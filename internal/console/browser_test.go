@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/console"
 	"github.com/slipway-dev/slipway/internal/jobs"
 	"github.com/slipway-dev/slipway/internal/push"
@@ -192,6 +193,20 @@ func TestConsoleInChromium(t *testing.T) {
 		if row := text(`#store-` + st); !strings.Contains(row, st+"-v1") || !strings.Contains(row, "live") || !strings.Contains(row, "healthy") {
 			t.Fatalf("fleet row of %s: %q", st, row)
 		}
+	}
+
+	// A fleet rollout a CLI reports shows on the fleet view: its waves, each store's status.
+	ro := api.Rollout{ID: "r-browser", Status: api.RolloutRunning, Waves: []api.RolloutWave{
+		{Name: "canary", Canary: true, Stores: []api.RolloutStore{{Store: "us", Status: api.RolloutLive, Release: "us-v1"}}},
+		{Name: "wave 1", Stores: []api.RolloutStore{{Store: "eu", Status: api.RolloutDeploying}, {Store: "sports-brand", Status: api.RolloutWaiting}}}}}
+	if err := server.NewClient(s.dir).ReportRollout(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#rollout`), shot("fleet-rollout")); err != nil {
+		t.Fatalf("the fleet view with a rollout: %v", err)
+	}
+	if eu, us := text(`#rollout-eu`), text(`#rollout-us`); !strings.Contains(eu, "deploying") || !strings.Contains(us, "live") || !strings.Contains(text(`#rollout`), "canary") {
+		t.Fatalf("the rollout shows us %q, eu %q", us, eu)
 	}
 
 	// Deploy us from the fleet view; its log streams to the end.

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/api"
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/driver"
@@ -305,6 +306,8 @@ type FleetView struct {
 	Rows      []Row
 	CanDeploy map[string]bool
 	Repo      string
+	// Rollout is the newest fleet rollout, while it runs or for an hour after.
+	Rollout *api.Rollout
 }
 
 func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -321,6 +324,7 @@ func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, s *session) 
 	if c.o.Push != nil && c.o.Push.Repo != nil {
 		fv.Repo = c.o.Push.Repo.Branch()
 	}
+	fv.Rollout = c.rollout(s)
 	c.render(w, r, s, "fleet.html", "Fleet", fv, start)
 }
 
@@ -413,4 +417,38 @@ func (c *Console) jobEvents(w http.ResponseWriter, r *http.Request, s *session) 
 		fmt.Sscan(r.URL.Query().Get("after"), &after)
 	}
 	push.StreamLog(w, r, c.o.Push.Queue, j.ID, after)
+}
+
+// rollout returns the newest reported fleet rollout, showing the stores the
+// session may read, while it runs or for an hour after it ended.
+func (c *Console) rollout(s *session) *api.Rollout {
+	if c.o.Push == nil {
+		return nil
+	}
+	list := c.o.Push.Rollouts()
+	if len(list) == 0 {
+		return nil
+	}
+	r := list[0]
+	if r.Status != api.RolloutRunning && time.Since(r.UpdatedAt) > time.Hour {
+		return nil
+	}
+	var waves []api.RolloutWave
+	for _, w := range r.Waves {
+		var keep []api.RolloutStore
+		for _, st := range w.Stores {
+			if can(s, auth.ScopeRead, st.Store) {
+				keep = append(keep, st)
+			}
+		}
+		if len(keep) > 0 {
+			w.Stores = keep
+			waves = append(waves, w)
+		}
+	}
+	if len(waves) == 0 {
+		return nil
+	}
+	r.Waves = waves
+	return &r
 }

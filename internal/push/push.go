@@ -61,6 +61,8 @@ type Service struct {
 	now func() time.Time
 	// budget is Options.DecideBudget.
 	budget time.Duration
+	// rollouts are the fleet rollouts CLIs report, for the console.
+	rollouts rollouts
 }
 
 // Open reads the secrets, opens the cache and the queue, and settles jobs a
@@ -154,4 +156,6 @@ func (s *Service) Mount(r Router) {
 	r.Handle("GET /v1/jobs/{id}/log", auth.ScopeRead, http.HandlerFunc(s.jobLog))
 	r.Handle("POST /v1/jobs/{id}/cancel", auth.ScopeDeploy, http.HandlerFunc(s.cancelJob))
 	r.Handle("POST /v1/source/deploy", auth.ScopeDeploy, http.HandlerFunc(s.deployCommit))
+	r.Handle("PUT /v1/rollouts/{id}", auth.ScopeDeploy, http.HandlerFunc(s.putRollout))
+	r.Handle("GET /v1/rollouts", auth.ScopeRead, http.HandlerFunc(s.listRollouts))
 }
