@@ -593,8 +593,15 @@ func (r *Router) drainAll(svc *service, ts []*target, timeout time.Duration) int
 	}
 	r.mu.Unlock()
 	if r.cache != nil {
-		// The previous release's answers were kept through its drain.
-		r.cache.retain(svc, svc.active.Load())
+		// The previous release's answers were kept through its drain; a
+		// removed service keeps none.
+		keep := svc.active.Load()
+		r.mu.Lock()
+		if r.services[svc.name] != svc {
+			keep = nil
+		}
+		r.mu.Unlock()
+		r.cache.retain(svc, keep)
 	}
 	return int(cut.Load())
 }

@@ -117,3 +117,25 @@ func TestStaticIndexBuiltAtDeploy(t *testing.T) {
 		t.Errorf("through the symlinked directory: %d %q", res.StatusCode, body(res))
 	}
 }
+
+// A removed service's cached answers go with it, not when LRU gets to them.
+func TestEdgeCacheDropsRemovedService(t *testing.T) {
+	r, front := newTestRouter(t, WithEdgeCache("", 1<<20, 0))
+	b, _ := assetBackend(t, "v1", map[string]string{"Cache-Control": "public, max-age=31536000, immutable"})
+	deploy(t, r, "us/site", []string{"site.localhost"}, b.addr)
+	if _, xc := cget(t, front.URL, asset, nil); xc != "MISS" {
+		t.Fatalf("first: %q", xc)
+	}
+	if _, xc := cget(t, front.URL, asset, nil); xc != "HIT" {
+		t.Fatalf("second: %q", xc)
+	}
+	if _, err := r.Remove(context.Background(), "us/site"); err != nil {
+		t.Fatal(err)
+	}
+	r.cache.mu.Lock()
+	n, mem := len(r.cache.entries), r.cache.memBytes
+	r.cache.mu.Unlock()
+	if n != 0 || mem != 0 {
+		t.Errorf("after the removal: %d keys, %d bytes cached", n, mem)
+	}
+}
