@@ -101,3 +101,26 @@ func TestAppLogEventsResume(t *testing.T) {
 		t.Fatalf("after a garbled id: %s", texts(again))
 	}
 }
+
+// Secure cookies on plain HTTP stick on loopback hosts only: the login page
+// says so to a browser that reached the console by another name.
+func TestLoginWarnsOnPlainHTTPOffLoopback(t *testing.T) {
+	_, h := newConsole(t)
+	for host, warn := range map[string]bool{"localhost:7443": false, "127.0.0.1:7443": false, "[::1]:7443": false, "console.localhost": false,
+		"10.0.0.5:7443": true, "console.example.com": true} {
+		req := httptest.NewRequest("GET", "/login", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if got := strings.Contains(rec.Body.String(), "browsers drop its Secure session cookies"); got != warn {
+			t.Errorf("login page at %s: warning %v, want %v", host, got, warn)
+		}
+	}
+	req := httptest.NewRequest("GET", "/login", nil)
+	req.Host, req.Header["X-Forwarded-Proto"] = "console.example.com", []string{"https"}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if strings.Contains(rec.Body.String(), "Secure session cookies") {
+		t.Error("warned behind a proxy that terminates TLS")
+	}
+}

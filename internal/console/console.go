@@ -223,7 +223,7 @@ func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
 	headers(w)
 	tok := randomToken()
 	setCookie(w, loginCookieName, tok, 600)
-	c.render(w, r, nil, "login.html", "Log in", map[string]string{"LoginCSRF": tok, "Next": safeNext(r.URL.Query().Get("next"))}, time.Now())
+	c.render(w, r, nil, "login.html", "Log in", map[string]string{"LoginCSRF": tok, "Next": safeNext(r.URL.Query().Get("next")), "Error": plainHTTPWarning(r)}, time.Now())
 }
 
 // safeNext keeps redirects after login on this site.
@@ -249,7 +249,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ck, err := r.Cookie(loginCookieName)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), ck.Value) {
-		http.Error(w, "the login form expired: reload it", http.StatusForbidden)
+		msg := "the login form expired: reload it"
+		if warn := plainHTTPWarning(r); warn != "" {
+			msg = warn
+		}
+		http.Error(w, msg, http.StatusForbidden)
 		return
 	}
 	secret := r.PostForm.Get("password")

@@ -175,3 +175,27 @@ func (l *limiter) reset(ip string) {
 	delete(l.fails, ip)
 	l.mu.Unlock()
 }
+
+// plainHTTPWarning is what the login page says when the browser will drop the
+// console's Secure cookies: on plain HTTP, Chromium and Firefox keep them for
+// loopback hosts only (localhost, *.localhost, 127.0.0.1, ::1). Behind a proxy
+// that terminates TLS (X-Forwarded-Proto: https) the browser sees HTTPS.
+func plainHTTPWarning(r *http.Request) string {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || loopbackHost(r.Host) {
+		return ""
+	}
+	return "this console is served over plain HTTP to " + r.Host + ": browsers drop its Secure session cookies except on localhost, so logging in will not stick. Serve the API with TLS (--api-cert/--api-key), put it behind HTTPS, or reach it through an SSH tunnel to localhost"
+}
+
+func loopbackHost(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
