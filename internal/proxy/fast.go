@@ -295,6 +295,7 @@ func readHead(br *bufio.Reader, head *respHead) error {
 	head.status = status
 	http10 := line[7] == '0'
 	keepAlive := false
+	clen := ""
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\n")
 		line = strings.TrimSuffix(line, "\r")
@@ -312,11 +313,14 @@ func readHead(br *bufio.Reader, head *respHead) error {
 		v = strings.Trim(v, " \t")
 		switch k {
 		case "Content-Length":
+			// Digits only (RFC 9110 8.6: ParseInt alone takes "+5"); added
+			// back once below, and not at all beside chunked.
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 || head.length >= 0 && head.length != n {
+			if err != nil || v[0] < '0' || v[0] > '9' || head.length >= 0 && head.length != n {
 				return fmt.Errorf("bad Content-Length %q in the response", v)
 			}
-			head.length = n
+			head.length, clen = n, v
+			continue
 		case "Transfer-Encoding":
 			if !strings.EqualFold(v, "chunked") {
 				return fmt.Errorf("unsupported Transfer-Encoding %q in the response", v)
@@ -338,7 +342,11 @@ func readHead(br *bufio.Reader, head *respHead) error {
 		head.kv = append(head.kv, k, v)
 	}
 	if head.chunked {
-		head.length = -1 // chunked wins over a length (RFC 9112 6.3)
+		// Chunked wins over a length, which a proxy must not pass on
+		// (RFC 9112 6.3): it would frame the decoded body wrongly.
+		head.length = -1
+	} else if head.length >= 0 {
+		head.kv = append(head.kv, "Content-Length", clen)
 	}
 	if http10 && !keepAlive {
 		head.close = true

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"testing"
+)
+
+// rawAnswer makes the backend answer every request but /health with the
+// raw bytes of resp (a target that frames its answer oddly).
+func rawAnswer(t *testing.T, b *backend, resp string) {
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		c, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		bw.WriteString(resp)
+		bw.Flush()
+	})
+}
+
+// A target that sends both Content-Length and Transfer-Encoding: chunked
+// is read as chunked (RFC 9112 6.3), and the proxy must not pass its
+// Content-Length on (it would frame the decoded body wrongly, and the
+// next answer on the connection would start inside this one).
+func TestReviewFrontDropsContentLengthOfAChunkedAnswer(t *testing.T) {
+	rig := newFrontRig(t, Limits{}, nil, nil)
+	b := newBackend(t, "v1")
+	rawAnswer(t, b, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+
+	c, br := rig.dial(t)
+	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\nGET /b HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	for _, p := range []string{"/a", "/b"} {
+		res, body := readResp(t, br, "GET")
+		if res.StatusCode != 200 || body != "hello" {
+			t.Fatalf("GET %s = %d %q, want 200 \"hello\"", p, res.StatusCode, body)
+		}
+	}
+}
+
+// Content-Length is digits only (RFC 9110 8.6): "+5" from a target is a
+// bad answer (502), not a length passed on to clients that read it
+// differently.
+func TestReviewFrontRefusesASignedContentLength(t *testing.T) {
+	rig := newFrontRig(t, Limits{}, nil, nil)
+	b := newBackend(t, "v1")
+	rawAnswer(t, b, "HTTP/1.1 200 OK\r\nContent-Length: +5\r\nConnection: close\r\n\r\nhello")
+	deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+
+	c, br := rig.dial(t)
+	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(br), &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatalf("the client cannot read the answer: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("GET = %d, want 502", res.StatusCode)
+	}
+}
