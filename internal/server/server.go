@@ -292,6 +292,11 @@ func (s *Server) recover(ctx context.Context) error {
 		if in.Labels[driver.LabelRole] == "web" && routed[in.Addr] && in.State == "running" {
 			continue
 		}
+		// A process type (worker) of a release whose web serves is part of
+		// the live release: it has no route of its own.
+		if in.Labels[driver.LabelRole] == pipeline.RoleProcess && in.State == "running" && len(servingApps[in.Labels[driver.LabelRelease]]) > 0 {
+			continue
+		}
 		s.log.Info("stopping an instance no route points at", "instance", in.Name, "release", in.Labels[driver.LabelRelease])
 		if err := s.Driver.Stop(ctx, in.ID); err != nil {
 			s.log.Warn("stopping orphan", "instance", in.Name, "error", err)

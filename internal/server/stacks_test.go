@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
@@ -14,7 +18,7 @@ import (
 func stackRepo(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "shop")
-	files["slipway.yaml"] = "project: shop\napps:\n  - {path: apps/site, framework: site}\nstores:\n  us: {projectName: shop, region: r, framework: site}\n"
+	files["slipway.yaml"] = files["slipway.yaml"] + "project: shop\napps:\n  - {path: apps/site, framework: site}\nstores:\n  us: {projectName: shop, region: r, framework: site}\n"
 	files["apps/stores/us/.keep"] = ""
 	for p, c := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
@@ -141,6 +145,35 @@ loop do
 end
 `}, "/")
 	if code != 200 || body != "ruby app for us with bundler" {
+		t.Fatalf("GET /: %d %q", code, body)
+	}
+}
+
+// Artifakt's callbacks at deploy level: .artifakt/build.sh builds, and
+// .artifakt/entrypoint.sh runs before the web process starts.
+func TestArtifaktCallbacksDeploy(t *testing.T) {
+	testenv.Node(t)
+	bb := testenv.BusyboxImage(t) // the entrypoint script needs a shell in the base
+	if bb == nil {
+		return
+	}
+	bl, err := registry.OpenLayout(filepath.Join(t.TempDir(), "base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bl.Publish(context.Background(), name.MustParseReference("slipway.local/base/busybox:1"), bb); err != nil {
+		t.Fatal(err)
+	}
+	code, body := deployStack(t, map[string]string{
+		"slipway.yaml":                      "image: {base: \"oci-layout:" + bl.Dir() + ":slipway.local/base/busybox:1\"}\n",
+		"apps/site/package.json":            `{"name":"site","scripts":{"build":"exit 1"}}`,
+		"apps/site/.artifakt/build.sh":      "echo \"built by artifakt for $SLIPWAY_STORE_ID\" > built.txt\n",
+		"apps/site/.artifakt/entrypoint.sh": "echo \"entrypoint ran for $SLIPWAY_STORE_ID\" > \"${SLIPWAY_DATA_DIR:-/data}/entrypoint.txt\"\n",
+		"apps/site/server.js": `const fs = require('fs'), built = fs.readFileSync('built.txt', 'utf8').trim();
+const ran = () => fs.readFileSync((process.env.SLIPWAY_DATA_DIR || '/data') + '/entrypoint.txt', 'utf8').trim();
+require('http').createServer((q, s) => s.end(built + ' / ' + ran())).listen(+process.env.PORT, process.env.HOST);`,
+	}, "/")
+	if code != 200 || body != "built by artifakt for us / entrypoint ran for us" {
 		t.Fatalf("GET /: %d %q", code, body)
 	}
 }
