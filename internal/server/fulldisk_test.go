@@ -5,8 +5,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +46,16 @@ func TestFullDiskMidDeploy(t *testing.T) {
 	if fs == "" {
 		return
 	}
+	// The process runtime (instances' logs and records, unpacked images)
+	// gets a file system of its own: the failed instance's files, deleted
+	// when the gate fails, must not free space on the state's.
+	if err := os.Mkdir(filepath.Join(fs, "runtime"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", filepath.Join(fs, "runtime"), "tmpfs", 0, "size=128m,mode=0700"); err != nil {
+		t.Fatalf("mounting the runtime's tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(filepath.Join(fs, "runtime"), syscall.MNT_DETACH) })
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Options{DataDir: fs, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: logs, StopOnExit: true, MinFreeBytes: 2 << 20})
@@ -147,7 +160,8 @@ func TestFullDiskMidDeploy(t *testing.T) {
 		t.Errorf("live release after the failure: %+v %v, want %s", cur, err, rel1.ID)
 	}
 	// With space again, deploys run.
-	if _, err, evs := h.deploy(pipeline.DeployRequest{Commit: "c4", Apps: []pipeline.AppDeploy{h.app("v4")}}); err != nil {
+	// (Wait: the failed deploy's lock release, retried, lands within 200 ms.)
+	if _, err, evs := h.deploy(pipeline.DeployRequest{Commit: "c4", Apps: []pipeline.AppDeploy{h.app("v4")}, Wait: true}); err != nil {
 		t.Errorf("deploy after freeing space: %v\n%v", err, evs)
 	}
 }
