@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -619,7 +620,9 @@ type frontWriter struct {
 	chunked bool
 	close   bool
 	noBody  bool
-	err     error
+	// left is what the body still owes its Content-Length (-1: none).
+	left int64
+	err  error
 	// shutting is the front's: past it, answers close their connection.
 	shutting *atomic.Bool
 }
@@ -668,7 +671,14 @@ func (w *frontWriter) Write(p []byte) (int, error) {
 			_, err = w.fc.bw.WriteString("\r\n")
 		}
 	} else {
+		if w.left >= 0 && int64(len(p)) > w.left {
+			// As net/http: bytes past the length would be read as the
+			// start of the next answer.
+			w.close = true
+			return 0, http.ErrContentLength
+		}
 		_, err = w.fc.bw.Write(p)
+		w.left -= int64(len(p))
 	}
 	if err != nil {
 		w.err = err
@@ -692,6 +702,12 @@ func (w *frontWriter) Flush() {
 // response without a length has an empty body.
 func (w *frontWriter) start(atEnd bool) {
 	w.noBody = w.req.Method == http.MethodHead || w.status == http.StatusNoContent || w.status == http.StatusNotModified
+	w.left = -1
+	if cl, ok := w.h["Content-Length"]; ok && !w.noBody && len(cl) == 1 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+			w.left = n
+		}
+	}
 	if _, ok := w.h["Content-Length"]; !ok && !w.noBody {
 		if atEnd {
 			w.h["Content-Length"] = []string{"0"}
@@ -776,7 +792,9 @@ func (w *frontWriter) finish() bool {
 	if w.err == nil {
 		w.err = w.fc.bw.Flush()
 	}
-	return w.err == nil && w.status != 499
+	// An answer short of its length leaves the client waiting for the
+	// rest: only closing the connection ends it (net/http does too).
+	return w.err == nil && w.status != 499 && w.left <= 0
 }
 
 // writeValue writes a header value with CR and LF turned into spaces.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -60,5 +62,32 @@ func TestReviewFrontRefusesASignedContentLength(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusBadGateway {
 		t.Fatalf("GET = %d, want 502", res.StatusCode)
+	}
+}
+
+// The front's writer holds a handler to the Content-Length it declared,
+// as net/http's does: bytes past it are refused (they would be read as
+// the start of the next answer), and an answer cut short of it closes the
+// connection instead of leaving the client waiting for the rest.
+func TestReviewFrontWriterKeepsToContentLength(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write string
+		keep  bool
+	}{{"exact", "abc", true}, {"over", "hello", false}, {"short", "ab", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			fc := &frontConn{bw: bufio.NewWriter(&out)}
+			w := &frontWriter{fc: fc, req: &http.Request{Method: "GET"}, h: http.Header{}, shutting: new(atomic.Bool)}
+			w.Header().Set("Content-Length", "3")
+			w.Write([]byte(tc.write))
+			if keep := w.finish(); keep != tc.keep {
+				t.Errorf("finish() = %v, want %v", keep, tc.keep)
+			}
+			_, body, _ := strings.Cut(out.String(), "\r\n\r\n")
+			if len(body) > 3 {
+				t.Errorf("body sent %q: more than the Content-Length of 3", body)
+			}
+		})
 	}
 }
