@@ -25,6 +25,7 @@ apps:
   - {path: apps/gosvc, framework: f}
   - {path: apps/site, framework: f}
   - {path: apps/web, framework: f}
+  - {path: apps/dock, framework: f}
 stores:
   us: {projectName: shop, region: r, framework: f}
 `,
@@ -37,6 +38,8 @@ stores:
 		"apps/site/index.html":          "<p>",
 		"apps/web/package.json":         `{"scripts":{"build":"vite build"}}`,
 		"apps/web/pnpm-lock.yaml":       "lockfileVersion: 9\n",
+		"apps/dock/package.json":        "{}",
+		"apps/dock/Dockerfile":          "FROM busybox:1.36\nCOPY . /app\nCMD [\"httpd\", \"-f\"]\n",
 	}
 	for p, c := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
@@ -77,6 +80,9 @@ func TestBuildExplain(t *testing.T) {
 		"build:       pnpm run build",
 		"deps key:    ",
 		"fingerprint: ",
+		"us/dock",
+		"build:       dockerfile: Dockerfile is built by the Docker engine",
+		"base image:  busybox:1.36",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
@@ -94,7 +100,7 @@ func TestBuildExplain(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ex); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
-	if len(ex) != 4 || ex[0].App != "py" || ex[0].Detection.Stack != "python" || ex[0].Detection.Matched != "requirements.txt" ||
+	if len(ex) != 5 || ex[0].App != "py" || ex[0].Detection.Stack != "python" || ex[0].Detection.Matched != "requirements.txt" ||
 		ex[3].Detection.PackageManager != "pnpm" || ex[3].DepsKey == "" || len(ex[1].Fingerprint) != 64 {
 		t.Errorf("--json: %s", out)
 	}

@@ -84,6 +84,20 @@ func explainApp(ctx context.Context, o BuildOptions, bases *baseCache, st *confi
 	if app.Framework == "next" || app.Framework == "nuxt" {
 		e.Preset = app.Framework
 	}
+	if du, err := planDocker(cfg, ar.Dir, app); err != nil || du != nil {
+		// Built by the Docker engine from the Dockerfile: no stack, no steps.
+		if err != nil {
+			e.Error = err.Error()
+			return e
+		}
+		e.Detection = &build.Detection{By: "dockerfile", Matched: du.spec.Dockerfile,
+			Why: du.spec.Dockerfile + " is built by the Docker engine (its FROM images are the bases; its CMD/ENTRYPOINT starts the app unless the config or Procfile says)"}
+		e.BuildIn = "docker engine"
+		e.Base = strings.Join(du.df.Bases, ", ")
+		e.StartFrom = "the Dockerfile, unless the config's entrypoint or the Procfile's web: line"
+		e.FingerprintNote = "computed at build time from the context after .dockerignore, the Dockerfile, target, args and the engine's IDs of the FROM images"
+		return e
+	}
 	d, err := build.Detect(ar.Dir, app.Build)
 	if err != nil {
 		e.Error = err.Error()
