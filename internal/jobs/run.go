@@ -51,6 +51,16 @@ func (r *Run) Time(step string, d time.Duration) {
 	r.mu.Unlock()
 }
 
+// TimeMicros records a step too short for milliseconds, as "<step>-us".
+func (r *Run) TimeMicros(step string, d time.Duration) {
+	r.mu.Lock()
+	if r.timings == nil {
+		r.timings = map[string]int64{}
+	}
+	r.timings[step+"-us"] += d.Microseconds()
+	r.mu.Unlock()
+}
+
 // Stage records that the job enters a stage: a safe point. It returns
 // ErrCancelled if a cancel was requested (or serve is stopping). Once it has
 // returned nil for StageDeploy, no cancel stops the job: the runner must go

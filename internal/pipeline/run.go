@@ -244,6 +244,8 @@ func (r *deployRun) swap(ctx context.Context) error {
 		return err
 	}
 	r.cut = cut
+	// Push-to-live reports read this line to show the gate and the swap apart.
+	r.say(StageDeploy, "gate %s, swap %s", cut.GateTook.Round(time.Millisecond), cut.SwapTook.Round(time.Microsecond))
 	return nil
 }
 

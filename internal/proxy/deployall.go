@@ -38,6 +38,8 @@ type CutoverResult struct {
 	Removed   []string      `json:"removed,omitempty"`
 	SwappedAt time.Time     `json:"swapped_at"`
 	GateTook  time.Duration `json:"gate_took"`
+	// SwapTook is the swap alone: every route replaced under the lock, after the gate.
+	SwapTook  time.Duration `json:"swap_took"`
 	DrainTook time.Duration `json:"drain_took"`
 	// Old are the targets replaced or removed, drained when DeployAll
 	// returns: the caller may stop them.
@@ -99,12 +101,14 @@ func (r *Router) DeployAll(ctx context.Context, c Cutover) (CutoverResult, error
 	}
 	res.GateTook = time.Since(start)
 
+	swapStart := time.Now()
 	drains, err := r.swap(c, ps, &res)
 	if err != nil {
 		abandon()
 		return res, err
 	}
 	res.SwappedAt = time.Now()
+	res.SwapTook = res.SwappedAt.Sub(swapStart)
 	unlock()
 	locked = false
 	if c.Swapped != nil {

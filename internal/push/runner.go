@@ -174,6 +174,9 @@ func (s *Service) request(ctx context.Context, cfg *config.Config, j jobs.Job, i
 
 var releaseRe = regexp.MustCompile(`^release (\S+) \(`)
 
+// gateSwapRe reads the pipeline's "gate 412ms, swap 85µs" line.
+var gateSwapRe = regexp.MustCompile(`^gate (\S+), swap (\S+)$`)
+
 // deploy runs the pipeline; no cancel reaches it (a half-run cutover is worse than a late stop).
 func (s *Service) deploy(ctx context.Context, run *jobs.Run, req pipeline.DeployRequest) error {
 	start := time.Now()
@@ -184,6 +187,14 @@ func (s *Service) deploy(ctx context.Context, run *jobs.Run, req pipeline.Deploy
 		}
 		if live.IsZero() && strings.HasPrefix(e.Message, "live: ") {
 			live = time.Now()
+		}
+		if m := gateSwapRe.FindStringSubmatch(e.Message); m != nil {
+			gate, err1 := time.ParseDuration(m[1])
+			swap, err2 := time.ParseDuration(m[2])
+			if err1 == nil && err2 == nil {
+				run.Time("gate", gate)
+				run.TimeMicros("swap", swap)
+			}
 		}
 		stage := ""
 		if e.Stage != "" {
