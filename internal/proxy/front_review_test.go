@@ -91,3 +91,32 @@ func TestReviewFrontWriterKeepsToContentLength(t *testing.T) {
 		})
 	}
 }
+
+// Odd but valid target framings reach a keep-alive client whole, and the
+// next request on the connection still gets its own answer.
+func TestReviewFrontRelaysTargetFramings(t *testing.T) {
+	for name, tc := range map[string]struct{ resp, want string }{
+		"close-delimited": {"HTTP/1.0 200 OK\r\n\r\nuntil close", "200 until close"},
+		"early hints":     {"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", "200 hi"},
+		"204":             {"HTTP/1.1 204 No Content\r\n\r\n", "204 "},
+		"304 with length": {"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", "304 "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rig := newFrontRig(t, Limits{}, nil, nil)
+			b := newBackend(t, "v1")
+			rawAnswer(t, b, tc.resp)
+			deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+			c, br := rig.dial(t)
+			fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\nGET /b HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+			for i := 0; i < 2; i++ {
+				res, body := readResp(t, br, "GET")
+				for res.StatusCode < 200 {
+					res, body = readResp(t, br, "GET") // what clients do with a 1xx
+				}
+				if got := fmt.Sprint(res.StatusCode, " ", body); got != tc.want {
+					t.Fatalf("answer %d = %q, want %q", i+1, got, tc.want)
+				}
+			}
+		})
+	}
+}
