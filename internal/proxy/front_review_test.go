@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // rawAnswer makes the backend answer every request but /health with the
@@ -118,5 +120,46 @@ func TestReviewFrontRelaysTargetFramings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A client that leaves in the middle of a streamed answer the front
+// serves ends the target's request too, and leaves no goroutine behind.
+func TestReviewFrontClientLeavingMidBodyLeaksNothing(t *testing.T) {
+	rig := newFrontRig(t, Limits{}, nil, nil)
+	b := newBackend(t, "v1")
+	ended := make(chan struct{}, 10)
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		ended <- struct{}{}
+	})
+	deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+	base := runtime.NumGoroutine()
+	for i := 0; i < 5; i++ {
+		c, br := rig.dial(t)
+		fmt.Fprintf(c, "GET /stream HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+		if _, err := http.ReadResponse(br, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	for i := 0; i < 5; i++ {
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of 5 target requests still running after their clients left", 5-i)
+		}
+	}
+	if n := rig.f.served.Load(); n != 5 {
+		t.Errorf("front served %d requests, want 5", n)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base+2 {
+		t.Errorf("%d goroutines after the clients left, %d before", n, base)
 	}
 }
