@@ -163,3 +163,46 @@ func TestReviewFrontClientLeavingMidBodyLeaksNothing(t *testing.T) {
 		t.Errorf("%d goroutines after the clients left, %d before", n, base)
 	}
 }
+
+// The limits of serve's listener hold for connections the front keeps:
+// the per-IP cap counts them, and a keep-alive connection whose next head
+// stalls half-way is closed after ReadHeaderTimeout (slowloris).
+func TestReviewFrontKeepsListenerLimits(t *testing.T) {
+	rig := newFrontRig(t, Limits{MaxConnsPerIP: 2, ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 5 * time.Second}, nil, nil)
+	b := newBackend(t, "v1")
+	b.handle(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+	var kept []*bufio.Reader
+	for i := 0; i < 2; i++ {
+		c, br := rig.dial(t)
+		fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+		if res, body := readResp(t, br, "GET"); res.StatusCode != 200 || body != "ok" {
+			t.Fatalf("GET = %d %q", res.StatusCode, body)
+		}
+		kept = append(kept, br)
+		if i == 1 {
+			// Slowloris on a kept connection: half a head, then nothing.
+			start := time.Now()
+			fmt.Fprintf(c, "GET /b HTTP/1.1\r\nHost: sh")
+			if _, err := br.ReadByte(); err == nil {
+				t.Errorf("a stalled head got an answer")
+			} else if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("a stalled head was closed after %v, want about the 300ms ReadHeaderTimeout", d)
+			}
+		}
+	}
+	// The server closed the stalled one; its slot comes back just after
+	// the socket closes (limitedConn.Close), so give it a moment.
+	time.Sleep(100 * time.Millisecond)
+	c, br := rig.dial(t)
+	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	if res, body := readResp(t, br, "GET"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("second connection while one is kept: %d %q", res.StatusCode, body)
+	}
+	c2, br2 := rig.dial(t)
+	fmt.Fprintf(c2, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	if res, err := http.ReadResponse(br2, nil); err == nil && res.StatusCode == 200 {
+		t.Errorf("a third connection from one IP was served past MaxConnsPerIP 2")
+	}
+	_ = kept
+}
