@@ -311,6 +311,11 @@ func readHead(br *bufio.Reader, head *respHead) error {
 		}
 		k = canonicalKey(k)
 		v = strings.Trim(v, " \t")
+		if !validHeaderValue(v) {
+			// As http.Transport: passed on, a NUL or ^A breaks strict
+			// clients and lenient ones may split it differently.
+			return fmt.Errorf("control character in response header line %q", line)
+		}
 		switch k {
 		case "Content-Length":
 			// Digits only (RFC 9110 8.6: ParseInt alone takes "+5"); added

@@ -206,3 +206,24 @@ func TestReviewFrontKeepsListenerLimits(t *testing.T) {
 	}
 	_ = kept
 }
+
+// A control character in a target's header value (NUL, ^A) is a bad
+// answer, as http.Transport takes it (502): passed on, it broke strict
+// clients' reading of the answer and reached lenient ones as a header
+// they might split differently.
+func TestReviewProxyRefusesControlCharsInTargetHeaders(t *testing.T) {
+	rig := newFrontRig(t, Limits{}, nil, nil)
+	b := newBackend(t, "v1")
+	rawAnswer(t, b, "HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+	deploy(t, rig.r, "us/app", []string{"shop.example"}, b.addr)
+	c, br := rig.dial(t)
+	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the client cannot read the answer: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("GET = %d, want 502", res.StatusCode)
+	}
+}
