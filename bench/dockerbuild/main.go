@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/benchreg"
 	"io"
 	"math"
 	"os"
@@ -87,7 +88,7 @@ type side struct {
 	name string
 	dir  string // its own copy of the project (own nonce)
 	env  []string
-	reg  *registryProc
+	reg  *benchreg.Registry
 	cold []time.Duration
 	warm []time.Duration
 }
@@ -127,7 +128,7 @@ func run(o options) error {
 			if s.reg != nil {
 				s.reg.Stop()
 			}
-			if s.reg, err = startRegistry(ctx, filepath.Join(work, fmt.Sprintf("reg-%s-%d", s.name, r))); err != nil {
+			if s.reg, err = benchreg.Start(ctx, filepath.Join(work, fmt.Sprintf("reg-%s-%d", s.name, r))); err != nil {
 				return err
 			}
 			defer s.reg.Stop()

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/slipway-dev/slipway/internal/benchreg"
 	"github.com/slipway-dev/slipway/internal/testenv"
 	"io"
 	"net/http"
@@ -116,7 +117,7 @@ type sample struct {
 type bench struct {
 	o       options
 	id      string // unique per invocation: every repository and tag carries it
-	reg     *registryProc
+	reg     *benchreg.Registry
 	baseRef string
 	docker  *dockerCLI
 	ct      *countingTransport
@@ -164,7 +165,7 @@ func run(ctx context.Context, o options) (err error) {
 
 	// 1. Registry and base image.
 	t := time.Now()
-	if b.reg, err = startRegistry(ctx, work); err != nil {
+	if b.reg, err = benchreg.Start(ctx, work); err != nil {
 		return err
 	}
 	base, err := testenv.BuildNodeImage()

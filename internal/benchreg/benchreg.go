@@ -1,4 +1,6 @@
-package main
+// Package benchreg runs a Debian docker-registry for the benchmarks under bench/
+// (internal/testenv has the same for tests, but needs a testing.TB).
+package benchreg
 
 import (
 	"context"
@@ -17,10 +19,10 @@ import (
 	"time"
 )
 
-// registryProc is a Debian docker-registry (CNCF distribution) serving plain
+// Registry is a Debian docker-registry (CNCF distribution) serving plain
 // HTTP on 127.0.0.1 with storage in a directory of the bench's work dir. The
 // config mirrors internal/testenv/registry.go (which needs a testing.TB).
-type registryProc struct {
+type Registry struct {
 	Addr    string // 127.0.0.1:PORT
 	Dir     string // storage root
 	logPath string
@@ -29,7 +31,8 @@ type registryProc struct {
 	waitErr error
 }
 
-func startRegistry(ctx context.Context, work string) (*registryProc, error) {
+// Start runs a registry under work, retrying on a port taken meanwhile.
+func Start(ctx context.Context, work string) (*Registry, error) {
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		if _, serr := os.Stat("/usr/bin/docker-registry"); serr != nil {
@@ -39,7 +42,7 @@ func startRegistry(ctx context.Context, work string) (*registryProc, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := startRegistryOnce(ctx, bin, filepath.Join(work, fmt.Sprintf("registry-%d", attempt)))
+		r, err := startOnce(ctx, bin, filepath.Join(work, fmt.Sprintf("registry-%d", attempt)))
 		if err == nil {
 			return r, nil
 		}
@@ -60,12 +63,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startRegistryOnce(ctx context.Context, bin, dir string) (*registryProc, error) {
+func startOnce(ctx context.Context, bin, dir string) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	r := &registryProc{
+	r := &Registry{
 		Addr:    fmt.Sprintf("127.0.0.1:%d", port),
 		Dir:     filepath.Join(dir, "storage"),
 		logPath: filepath.Join(dir, "registry.log"),
@@ -128,7 +131,7 @@ http:
 	for {
 		select {
 		case <-r.exited:
-			return nil, fmt.Errorf("docker-registry exited during startup: %v\n%s", r.waitErr, r.logTail())
+			return nil, fmt.Errorf("docker-registry exited during startup: %v\n%s", r.waitErr, r.LogTail())
 		case <-ctx.Done():
 			r.Stop()
 			return nil, ctx.Err()
@@ -143,7 +146,7 @@ http:
 		}
 		if time.Now().After(deadline) {
 			r.Stop()
-			return nil, fmt.Errorf("docker-registry did not answer GET /v2/ within 15s\n%s", r.logTail())
+			return nil, fmt.Errorf("docker-registry did not answer GET /v2/ within 15s\n%s", r.LogTail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -153,7 +156,7 @@ var stopOnce sync.Map
 
 // Stop terminates the registry process this bench started (by its own
 // *exec.Cmd, never by name) and waits for it.
-func (r *registryProc) Stop() {
+func (r *Registry) Stop() {
 	if r == nil || r.cmd == nil {
 		return
 	}
@@ -169,7 +172,7 @@ func (r *registryProc) Stop() {
 	}
 }
 
-func (r *registryProc) logTail() string {
+func (r *Registry) LogTail() string {
 	b, err := os.ReadFile(r.logPath)
 	if err != nil {
 		return "(no registry log)"
