@@ -71,10 +71,12 @@ func (q *Queue) End(ctx context.Context, id, release string, err error) (*Job, e
 	if err != nil {
 		j.Status, j.Error = StatusFailed, err.Error()
 	}
+	// The last log line goes first: a reader that sees the final status
+	// (and stops following) has the whole log.
+	q.logTx(ctx, q.db, j.ID, "finished: "+j.Status+errSuffix(j.Error))
 	if serr := save(ctx, q.db, j); serr != nil {
 		return j, fmt.Errorf("recording the end of job %s: %w", id, serr)
 	}
-	q.logTx(ctx, q.db, j.ID, "finished: "+j.Status+errSuffix(j.Error))
 	q.notify(j.ID)
 	q.kick() // a job waiting for this store may start now
 	return j, nil

@@ -261,8 +261,10 @@ func (s *Scheduler) finish(run *Run, err, cause error) *Job {
 	default:
 		j.Status, j.Error = StatusFailed, err.Error()
 	}
-	save(ctx, q.db, j)
+	// The last log line goes first: a reader that sees the final status
+	// (and stops following) has the whole log.
 	q.logTx(ctx, q.db, j.ID, "finished: "+j.Status+errSuffix(j.Error))
+	save(ctx, q.db, j)
 	q.notify(j.ID)
 	if requeue != nil {
 		q.requeueLocked(ctx, j, requeue)
