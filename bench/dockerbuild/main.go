@@ -25,7 +25,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"github.com/slipway-dev/slipway/internal/benchreg"
 	"io"
 	"math"
 	"os"
@@ -35,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/benchreg"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/registry"

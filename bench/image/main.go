@@ -22,7 +22,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/slipway-dev/slipway/internal/benchreg"
 	"github.com/slipway-dev/slipway/internal/testenv"
 	"io"
 	"net/http"
@@ -43,6 +42,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/slipway-dev/slipway/internal/benchreg"
 	"github.com/slipway-dev/slipway/internal/image"
 	"github.com/slipway-dev/slipway/internal/registry"
 )

@@ -77,29 +77,10 @@ func startOnce(ctx context.Context, bin, dir string) (*Registry, error) {
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 16)
-	if _, err := rand.Read(secret); err != nil {
+	config, err := Config(r.Dir, r.Addr, "")
+	if err != nil {
 		return nil, err
 	}
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %q
-  secret: %q
-  headers:
-    X-Content-Type-Options: [nosniff]
-`, r.Dir, r.Addr, hex.EncodeToString(secret))
 	configPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return nil, err
@@ -182,4 +163,33 @@ func (r *Registry) LogTail() string {
 		lines = lines[len(lines)-20:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Config is a docker-registry config serving plain HTTP on addr with storage
+// under root, a fresh HTTP secret, and extra YAML (an auth section) appended.
+// The tests' registries (internal/testenv) use it too.
+func Config(root, addr, extra string) (string, error) {
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %q
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %q
+  secret: %q
+  headers:
+    X-Content-Type-Options: [nosniff]
+%s`, root, addr, hex.EncodeToString(secret), extra), nil
 }

@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/slipway-dev/slipway/internal/benchreg"
 )
 
 // Registry is a real OCI registry (CNCF distribution, Debian's
@@ -106,10 +106,6 @@ func startRegistry(t testing.TB, bin string, cfg registryConfig) (*Registry, err
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 16)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
-	}
 	var auth string
 	if cfg.user != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(cfg.password), bcrypt.MinCost)
@@ -122,25 +118,10 @@ func startRegistry(t testing.TB, bin string, cfg registryConfig) (*Registry, err
 		}
 		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: slipway-test\n    path: %q\n", htpasswd)
 	}
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %q
-  secret: %q
-  headers:
-    X-Content-Type-Options: [nosniff]
-%s`, r.Dir, r.Addr, hex.EncodeToString(secret), auth)
+	config, err := benchreg.Config(r.Dir, r.Addr, auth)
+	if err != nil {
+		return nil, err
+	}
 	configPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return nil, err
