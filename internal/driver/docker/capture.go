@@ -31,9 +31,9 @@ import (
 // A container the engine restarts (restart policy) is attached again as soon
 // as it runs (an events stream says when); output it prints before that, a
 // few milliseconds at most, is lost. After Slipway itself restarts, New
-// attaches to every running container it owns; output printed while no
-// Slipway was attached is lost, since the engine kept none. The secrets to
-// redact are found again through LabelSecretKeys.
+// attaches to every running container it owns before it returns; output
+// printed while no Slipway was attached is lost, since the engine kept none.
+// The secrets to redact are found again through LabelSecretKeys.
 
 // LabelSecretKeys is set on web containers when the driver keeps their
 // output: the names (comma-separated) of the env keys whose values are
@@ -247,7 +247,16 @@ func (d *Driver) resumeCaptures(ctx context.Context) {
 		if ir.Container.HostConfig != nil && ir.Container.HostConfig.LogConfig.Type != LogDriverNone {
 			continue // started by a driver that let the engine keep its output
 		}
-		d.cap.begin(s.ID, redactorFor(ir.Container.Config), nil, d.reattach)
+		// A running container is attached before New returns, so output
+		// printed once the driver is back is kept; attaching in the
+		// capture's goroutine left a gap in which lines were lost.
+		var att *client.HijackedResponse
+		if st := ir.Container.State; st != nil && st.Running && !st.Restarting {
+			if a, err := d.attach(ctx, s.ID); err == nil {
+				att = a
+			}
+		}
+		d.cap.begin(s.ID, redactorFor(ir.Container.Config), att, d.reattach)
 	}
 	entries, _ := os.ReadDir(d.cap.dir)
 	for _, e := range entries {
