@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/groupcommit"
 	"github.com/slipway-dev/slipway/internal/state"
 )
 
@@ -36,7 +37,7 @@ type Entry struct {
 type Audit struct {
 	db *sql.DB
 	st *state.DB
-	w  auditWriter
+	w  groupcommit.Queue[auditOp]
 	// Log receives the errors of writes nobody waits for (a call's end); default slog.Default().
 	Log *slog.Logger
 }
@@ -64,7 +65,9 @@ func OpenAudit(ctx context.Context, db *state.DB) (*Audit, error) {
 	if err := db.MigratePart(ctx, "audit", auditSchema); err != nil {
 		return nil, err
 	}
-	return &Audit{db: db.SQL(), st: db}, nil
+	a := &Audit{db: db.SQL(), st: db}
+	a.w.Flush = a.flush
+	return a, nil
 }
 
 // begin records a call as it starts, so a call serve dies during is still

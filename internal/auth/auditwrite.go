@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"sync"
 )
 
 // auditOp is one write of the audit trail: a call's first row, its end, or
@@ -18,25 +17,11 @@ type auditOp struct {
 	done chan error
 }
 
-// auditWriter queues writes; at most one goroutine writes them, each batch in one transaction.
-type auditWriter struct {
-	mu   sync.Mutex
-	ops  []auditOp
-	busy bool
-}
-
 func (a *Audit) submit(op auditOp) {
 	if op.insert == nil && op.done == nil {
 		op.isEnd = true
 	}
-	a.w.mu.Lock()
-	a.w.ops = append(a.w.ops, op)
-	start := !a.w.busy
-	a.w.busy = true
-	a.w.mu.Unlock()
-	if start {
-		go a.flush()
-	}
+	a.w.Add(op)
 }
 
 // sync waits until every write queued before it is committed.
@@ -51,26 +36,15 @@ func (a *Audit) sync(ctx context.Context) error {
 	}
 }
 
-// flush writes batches until the queue is empty.
-func (a *Audit) flush() {
-	for {
-		a.w.mu.Lock()
-		ops := a.w.ops
-		a.w.ops = nil
-		if len(ops) == 0 {
-			a.w.busy = false
-			a.w.mu.Unlock()
-			return
-		}
-		a.w.mu.Unlock()
-		err := a.write(ops)
-		for _, op := range ops {
-			switch {
-			case op.done != nil:
-				op.done <- err
-			case err != nil:
-				a.logger().Error("audit", "error", fmt.Errorf("recording the end of %s %s: %w", op.update.Method, op.update.Path, err))
-			}
+// flush writes one batch and tells its waiters.
+func (a *Audit) flush(ops []auditOp) {
+	err := a.write(ops)
+	for _, op := range ops {
+		switch {
+		case op.done != nil:
+			op.done <- err
+		case err != nil:
+			a.logger().Error("audit", "error", fmt.Errorf("recording the end of %s %s: %w", op.update.Method, op.update.Path, err))
 		}
 	}
 }

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"database/sql"
-	"sync"
 )
 
 // A burst of webhook deliveries makes many small writes at once. Each one
@@ -20,23 +19,10 @@ type batchOp struct {
 	done  chan error
 }
 
-type batcher struct {
-	mu   sync.Mutex
-	ops  []*batchOp
-	busy bool
-}
-
 // inBatch runs fn in the next batch's transaction and returns when that is committed.
 func (q *Queue) inBatch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) (func(), error)) error {
 	op := &batchOp{fn: fn, done: make(chan error, 1)}
-	q.batch.mu.Lock()
-	q.batch.ops = append(q.batch.ops, op)
-	lead := !q.batch.busy
-	q.batch.busy = true
-	q.batch.mu.Unlock()
-	if lead {
-		go q.runBatches()
-	}
+	q.batch.Add(op)
 	select {
 	case err := <-op.done:
 		return err
@@ -46,30 +32,19 @@ func (q *Queue) inBatch(ctx context.Context, fn func(ctx context.Context, tx *sq
 	}
 }
 
-// runBatches writes batches until none waits.
-func (q *Queue) runBatches() {
-	for {
-		q.batch.mu.Lock()
-		ops := q.batch.ops
-		q.batch.ops = nil
-		if len(ops) == 0 {
-			q.batch.busy = false
-			q.batch.mu.Unlock()
-			return
-		}
-		q.batch.mu.Unlock()
-		err := q.writeBatch(ops)
-		for _, op := range ops {
-			if err == nil {
-				err := op.err
-				if err == nil && op.after != nil {
-					op.after()
-				}
-				op.done <- err
-				continue
-			}
+// flushBatch writes one batch and tells its callers; an op's after runs
+// only once the batch is committed.
+func (q *Queue) flushBatch(ops []*batchOp) {
+	err := q.writeBatch(ops)
+	for _, op := range ops {
+		if err != nil {
 			op.done <- err
+			continue
 		}
+		if op.err == nil && op.after != nil {
+			op.after()
+		}
+		op.done <- op.err
 	}
 }
 

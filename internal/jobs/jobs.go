@@ -19,6 +19,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
+
+	"github.com/slipway-dev/slipway/internal/groupcommit"
 )
 
 // Statuses.
@@ -160,7 +162,7 @@ type Queue struct {
 	cancels map[string]context.CancelFunc
 
 	// batch groups the writes of a burst of deliveries into shared transactions.
-	batch batcher
+	batch groupcommit.Queue[*batchOp]
 }
 
 // Open opens (creating if needed) the queue database at path.
@@ -182,7 +184,9 @@ func Open(ctx context.Context, path string) (*Queue, error) {
 		return nil, fmt.Errorf("upgrading the job queue %s: %w", path, err)
 	}
 	os.Chmod(path, 0o600)
-	return &Queue{db: db, wake: make(chan struct{}, 1), subs: map[string][]chan struct{}{}, cancels: map[string]context.CancelFunc{}}, nil
+	q := &Queue{db: db, wake: make(chan struct{}, 1), subs: map[string][]chan struct{}{}, cancels: map[string]context.CancelFunc{}}
+	q.batch.Flush = q.flushBatch
+	return q, nil
 }
 
 // Close closes the database.
