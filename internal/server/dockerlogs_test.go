@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,22 +27,8 @@ func TestDockerLogsRedactedBeforeDisk(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "docker", Log: io.Discard, StopOnExit: true})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		cancel()
-		s.closeAll()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	h := &harness{t: t, s: s, dir: dir}
-	h.stop = sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(h.stop)
+	h := serveWith(t, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "docker", Log: io.Discard, StopOnExit: true})
+	s := h.s
 
 	secret := "sk_live_docker_canary_" + time.Now().Format("150405.000")
 	if _, err, evs := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")},

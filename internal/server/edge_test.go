@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/pipeline"
@@ -22,22 +21,8 @@ func TestMetricsOnAPIAndMetricsListener(t *testing.T) {
 	maddr := l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: io.Discard, StopOnExit: true,
+	h := serveWith(t, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: io.Discard, StopOnExit: true,
 		Edge: EdgeOptions{MetricsAddr: maddr}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	h := &harness{t: t, s: s, dir: dir}
-	h.stop = sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(h.stop)
 
 	if _, err, _ := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")}}); err != nil {
 		t.Fatal(err)

@@ -57,22 +57,8 @@ func TestFullDiskMidDeploy(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount(filepath.Join(fs, "runtime"), syscall.MNT_DETACH) })
 	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Options{DataDir: fs, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: logs, StopOnExit: true, MinFreeBytes: 2 << 20})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		cancel()
-		s.closeAll()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	h := &harness{t: t, s: s, dir: fs}
-	h.stop = sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(h.stop)
+	h := serveWith(t, Options{DataDir: fs, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: logs, StopOnExit: true, MinFreeBytes: 2 << 20})
+	s := h.s
 
 	rel1, err, evs := h.deploy(pipeline.DeployRequest{Commit: "c1", Apps: []pipeline.AppDeploy{h.app("v1")}})
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,26 +27,11 @@ import (
 // startAPI starts a server that also serves the API over TCP on loopback.
 func startAPI(t *testing.T, o Options) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	o.DataDir, o.HTTPAddr, o.Driver, o.Log, o.StopOnExit = t.TempDir(), "127.0.0.1:0", "process", io.Discard, true
 	if o.APIAddr == "" {
 		o.APIAddr = "127.0.0.1:0"
 	}
-	s, err := New(ctx, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		cancel()
-		s.closeAll()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	h := &harness{t: t, s: s, dir: o.DataDir}
-	h.stop = sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(h.stop)
+	h := serveWith(t, o)
 	return h
 }
 

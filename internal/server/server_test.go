@@ -38,19 +38,27 @@ type harness struct {
 
 func start(t *testing.T, dir string) *harness {
 	t.Helper()
+	return serveWith(t, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: io.Discard, StopOnExit: true})
+}
+
+// serveWith starts a server with o (o.DataDir set) and stops it when the
+// test ends, or earlier through h.stop.
+func serveWith(t *testing.T, o Options) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Driver: "process", Log: io.Discard, StopOnExit: true})
+	s, err := New(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	if err := s.Listen(); err != nil {
 		cancel()
+		s.closeAll()
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { s.Serve(ctx); close(done) }()
-	h := &harness{t: t, s: s, dir: dir}
+	h := &harness{t: t, s: s, dir: o.DataDir}
 	h.stop = sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(h.stop)
 	return h

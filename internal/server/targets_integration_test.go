@@ -3,7 +3,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -41,8 +40,7 @@ func TestStoresLandOnTheirRegionsTarget(t *testing.T) {
 	ref, digest := pushTo(t, reg, project+"/web", img)
 
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: io.Discard, StopOnExit: true,
+	h := serveWith(t, Options{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: io.Discard, StopOnExit: true,
 		// serve deploys only from registries it is told about (serve --allow-registry).
 		Limits: api.Limits{Registries: []string{reg.Addr}},
 		Targets: map[string]*config.Target{
@@ -51,18 +49,6 @@ func TestStoresLandOnTheirRegionsTarget(t *testing.T) {
 			"ap-south-1": {Driver: config.DriverDocker, Docker: "tcp://127.0.0.1:1"},
 		},
 		Regions: map[string]string{"us": "us-east-1", "eu": "eu-west-1", "ap": "ap-south-1"}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	h := &harness{t: t, s: s, dir: dir}
 
 	deploy := func(store string) error {
 		_, err, evs := h.deploy(pipeline.DeployRequest{Project: project, Store: store, Commit: "c1", Kind: state.KindBuildDeploy,
@@ -82,7 +68,7 @@ func TestStoresLandOnTheirRegionsTarget(t *testing.T) {
 			t.Errorf("%s through the router: %d %q", store, code, body)
 		}
 	}
-	err = deploy("ap")
+	err := deploy("ap")
 	if err == nil || !strings.Contains(err.Error(), "target ap-south-1 is unreachable") {
 		t.Errorf("deploy ap: %v, want a failure naming its unreachable target", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,24 +35,11 @@ func TestDeployNewDomainServesHTTPSWithPebbleCertificate(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Options{DataDir: dir, HTTPAddr: addrOf(httpPort), Driver: "process", Log: io.Discard, StopOnExit: true,
+	h := serveWith(t, Options{DataDir: dir, HTTPAddr: addrOf(httpPort), Driver: "process", Log: io.Discard, StopOnExit: true,
 		APIAddr: "127.0.0.1:0",
 		TLS: TLSOptions{HTTPSAddr: addrOf(httpsPort), ACMECA: peb.Directory, ACMECARoot: peb.CARoot,
 			VerifyRoots: peb.IssuerRootsPEM(t), Resolver: loopbackResolver{}, APIDomain: "api.test"}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	h := &harness{t: t, s: s, dir: dir}
-	h.stop = sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(h.stop)
+	s := h.s
 
 	app := h.app("v1")
 	app.Hosts = []string{"us.localhost", "shop.test"}
