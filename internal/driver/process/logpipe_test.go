@@ -74,11 +74,3 @@ func TestLogsRedactedBeforeDisk(t *testing.T) {
 		}
 	}
 }
-
-func TestSecretValuesSplitsMultiLine(t *testing.T) {
-	got := secretValues([]byte("c2VjcmV0LW9uZQ==\nbGluZS1vbmUKbGluZS10d28=\n"))
-	want := []string{"secret-one", "line-one\nline-two", "line-one", "line-two"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("secretValues = %q, want %q", got, want)
-	}
-}
