@@ -19,6 +19,7 @@
 //     go run ./bench/fleet                 # 30 stores, waves of 10, 2 runs
 //     go run ./bench/fleet -stores 10 -wave 5 -runs 3
 //     go run ./bench/fleet -profile /tmp/fleet.pprof   # serve's CPU profile of run 1
+//     go run ./bench/fleet -bin /tmp/old-slipway       # another build, to compare
 package main
 
 import (
@@ -36,7 +37,7 @@ import (
 type options struct {
 	stores, wave, runs, one int
 	keep, verbose           bool
-	profile                 string
+	profile, bin            string
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
 	flag.BoolVar(&o.verbose, "v", false, "print the rollout's output")
 	flag.StringVar(&o.profile, "profile", "", "write serve's CPU profile of run 1 to this file")
+	flag.StringVar(&o.bin, "bin", "", "use this slipway binary instead of building the module's (to compare two builds)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
@@ -75,9 +77,12 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "slipway")
-	if err := sh(root, "go", "build", "-o", bin, "./cmd/slipway"); err != nil {
-		return err
+	bin := o.bin
+	if bin == "" {
+		bin = filepath.Join(dir, "slipway")
+		if err := sh(root, "go", "build", "-o", bin, "./cmd/slipway"); err != nil {
+			return err
+		}
 	}
 	repo := filepath.Join(dir, "repo")
 	if err := writeFleet(repo, o.stores); err != nil {
