@@ -46,6 +46,8 @@ type Tree struct {
 
 	mu    sync.Mutex
 	blobs map[string][]byte
+	// batch, when set, reads blobs without a git process each (OpenBatch).
+	batch *Batch
 }
 
 // ErrNoRef means the ref does not name a commit.
@@ -153,7 +155,7 @@ func (t *Tree) Blob(hash string) ([]byte, error) {
 	if ok {
 		return b, nil
 	}
-	b, err := git(t.ctx, t.toplevel, "cat-file", "blob", hash)
+	b, err := t.readBlob(hash)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +163,20 @@ func (t *Tree) Blob(hash string) ([]byte, error) {
 	t.blobs[hash] = b
 	t.mu.Unlock()
 	return b, nil
+}
+
+func (t *Tree) readBlob(hash string) ([]byte, error) {
+	if t.batch == nil {
+		return git(t.ctx, t.toplevel, "cat-file", "blob", hash)
+	}
+	o, err := t.batch.Object(t.ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	if o.Type != "blob" {
+		return nil, fmt.Errorf("object %s is a %s, not a blob", hash, o.Type)
+	}
+	return o.Data, nil
 }
 
 func (t *Tree) lookup(op, name string) (Entry, bool, error) {

@@ -33,6 +33,8 @@ func refuse(w http.ResponseWriter, code int, provider, msg string) {
 // before the payload is read.
 func (s *Service) hook(provider string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The answer budget counts from here: reading and verifying the body is in it.
+		tm := newTiming()
 		secret := s.secrets[provider]
 		if len(secret) == 0 || s.Repo == nil {
 			refuse(w, http.StatusForbidden, provider, source.ErrNotConfigured.Error()+": start serve with --"+provider+"-secret-file (and --repo)")
@@ -62,7 +64,7 @@ func (s *Service) hook(provider string) http.HandlerFunc {
 			refuse(w, http.StatusBadRequest, provider, "the delivery carries no delivery id header, so a replay could not be told apart")
 			return
 		}
-		tm := newTiming()
+		tm.mark("read")
 		seen, err := s.Queue.SeenDelivery(r.Context(), provider, ev.Delivery)
 		if err != nil {
 			refuse(w, http.StatusInternalServerError, provider, "reading the deliveries: "+err.Error())

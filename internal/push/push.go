@@ -138,6 +138,9 @@ func (s *Service) Start(ctx context.Context) {
 func (s *Service) Stop(ctx context.Context) {
 	s.sched.Stop(ctx)
 	s.Queue.Close()
+	if s.Repo != nil {
+		s.Repo.Close()
+	}
 }
 
 // Router is where routes go: serve's API mux (server.Server implements it).

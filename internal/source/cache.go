@@ -88,10 +88,10 @@ func (c *cache) keepChange(key string, sc StoreChange) {
 // tree opens a commit's tree once.
 func (r *Repo) cachedTree(ctx context.Context, commit string) (*gitfs.Tree, error) {
 	if !IsSHA(commit) {
-		return gitfs.OpenRepo(ctx, r.gitDir, commit)
+		return gitfs.OpenBatch(ctx, r.batch, commit)
 	}
 	e := r.cache.entry(r.cache.trees, commit)
-	e.once.Do(func() { e.tree, e.err = gitfs.OpenRepo(context.WithoutCancel(ctx), r.gitDir, commit) })
+	e.once.Do(func() { e.tree, e.err = gitfs.OpenBatch(context.WithoutCancel(ctx), r.batch, commit) })
 	if e.err != nil {
 		r.cache.mu.Lock()
 		delete(r.cache.trees, commit)

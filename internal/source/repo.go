@@ -47,6 +47,12 @@ type Repo struct {
 	snaps   map[string]*sync.Mutex
 	inUse   map[string]int
 	cache   cache
+	// batch reads objects and refs of the cache without a git process each,
+	// so a webhook's decision after its fetch costs pipe round trips.
+	batch *gitfs.Batch
+	// maintained is when a fetch last let git run its auto maintenance: not
+	// on every fetch, where it is one more process in a webhook's answer.
+	maintained time.Time
 }
 
 var branchRe = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
@@ -118,6 +124,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	}
 	r := &Repo{o: o, gitDir: filepath.Join(o.CacheDir, "cache.git"), snaps: map[string]*sync.Mutex{}, inUse: map[string]int{}}
 	r.cache.init()
+	r.batch = gitfs.NewBatch(r.gitDir, r.baseEnv())
 	if err := os.MkdirAll(o.CacheDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -142,7 +149,7 @@ func (r *Repo) URL() string { return r.o.URL }
 // that could redirect the fetch, and the credentials from their file (through
 // the environment, never argv, which every user on the host can read).
 func (r *Repo) env() ([]string, error) {
-	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false")
+	env := r.baseEnv()
 	n := 0
 	if r.o.TokenFile != "" {
 		b, err := os.ReadFile(r.o.TokenFile)
@@ -164,6 +171,14 @@ func (r *Repo) env() ([]string, error) {
 	env = append(env, "GIT_CONFIG_COUNT="+strconv.Itoa(n))
 	return env, nil
 }
+
+// baseEnv is env without credentials: for git commands that never reach the remote.
+func (r *Repo) baseEnv() []string {
+	return append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false")
+}
+
+// Close ends the cache's object reader (it starts again if the Repo is used).
+func (r *Repo) Close() error { return r.batch.Close() }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -224,10 +239,29 @@ func (r *Repo) FetchBranch(ctx context.Context, branch string) (string, error) {
 
 func (r *Repo) fetchLocked(ctx context.Context, branch string) (string, error) {
 	ref := "refs/heads/" + branch
-	if _, err := r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, "+"+ref+":"+ref); err != nil {
+	if _, err := r.fetchGit(ctx, "+"+ref+":"+ref); err != nil {
 		return "", fmt.Errorf("fetching %s from %s: %w", branch, StripCredentials(r.o.URL), err)
 	}
 	return r.Resolve(ctx, ref)
+}
+
+// fetchGit runs git fetch from the configured URL (never one a payload
+// names). Git's auto maintenance (a process that mostly finds nothing to do)
+// runs with at most one fetch an hour; the forced-update check is skipped: a
+// cache ref follows the remote whatever it did.
+func (r *Repo) fetchGit(ctx context.Context, refspec string) ([]byte, error) {
+	args := []string{"-c", "fetch.showForcedUpdates=false", "-c", "advice.fetchShowForcedUpdates=false"}
+	if time.Since(r.maintained) < time.Hour {
+		args = append(args, "-c", "maintenance.auto=false")
+	} else {
+		r.maintained = time.Now()
+	}
+	args = append(args, "--git-dir", r.gitDir, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", r.o.URL, refspec)
+	out, err := r.git(ctx, args...)
+	if err != nil {
+		return nil, errors.New(strings.Replace(err.Error(), "git -c:", "git fetch:", 1))
+	}
+	return out, nil
 }
 
 // Has reports whether the cache has commit.
@@ -235,7 +269,7 @@ func (r *Repo) Has(ctx context.Context, commit string) bool {
 	if r.cache.known(commit) {
 		return true
 	}
-	_, err := r.gitIn(ctx, "cat-file", "-e", commit+"^{commit}")
+	_, err := r.batch.Object(ctx, commit+"^{commit}")
 	if err == nil && IsSHA(commit) {
 		r.cache.remember(commit)
 	}
@@ -274,7 +308,7 @@ func (r *Repo) FetchCommit(ctx context.Context, commit string) error {
 	if r.Has(ctx, commit) {
 		return nil
 	}
-	_, err = r.gitIn(ctx, "fetch", "--quiet", "--no-tags", "--", r.o.URL, commit)
+	_, err = r.fetchGit(ctx, commit)
 	if err != nil || !r.Has(ctx, commit) {
 		return fmt.Errorf("commit %s is not in %s: %w", commit[:12], r.o.URL, errors.Join(err, gitfs.ErrNoRef))
 	}
@@ -286,11 +320,14 @@ func (r *Repo) Resolve(ctx context.Context, rev string) (string, error) {
 	if strings.HasPrefix(rev, "-") {
 		return "", fmt.Errorf("%q is not a revision", rev)
 	}
-	out, err := r.gitIn(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
-	if err != nil {
+	o, err := r.batch.Object(ctx, rev+"^{commit}")
+	if errors.Is(err, gitfs.ErrMissing) {
 		return "", fmt.Errorf("%s: %w", rev, gitfs.ErrNoRef)
 	}
-	return strings.TrimSpace(string(out)), nil
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", rev, err)
+	}
+	return o.ID, nil
 }
 
 // Commit describes one commit.
