@@ -99,6 +99,7 @@ func (s *Service) build(ctx context.Context, run *jobs.Run, cfg *config.Config, 
 	}
 	var errs []error
 	for _, im := range res.Images {
+		logSteps(run, im)
 		if im.Err != nil {
 			errs = append(errs, fmt.Errorf("%s/%s: %w", im.Store, im.App, im.Err))
 		}
@@ -107,6 +108,19 @@ func (s *Service) build(ctx context.Context, run *jobs.Run, cfg *config.Config, 
 		return nil, fmt.Errorf("building %s: %w", j.Store, errors.Join(errs...))
 	}
 	return res.Images, nil
+}
+
+// logSteps puts an image's build steps in the job's log: whether the install
+// ran or node_modules came from the build cache is what a slow job asks first.
+func logSteps(run *jobs.Run, im pipeline.BuiltImage) {
+	if im.UpToDate || len(im.Phases) == 0 {
+		return
+	}
+	parts := make([]string, 0, len(im.Phases))
+	for _, p := range im.Phases {
+		parts = append(parts, fmt.Sprintf("%s %dms", p.Name, p.Millis))
+	}
+	run.Logf("[%s/%s] steps: %s", im.Store, im.App, strings.Join(parts, ", "))
 }
 
 // liveImages returns the store's live images, for a deploy-only job.

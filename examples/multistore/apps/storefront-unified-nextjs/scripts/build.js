@@ -53,7 +53,12 @@ const buildId = hash(JSON.stringify(parts), css, runtime, String(store), mode);
 const opts = { app, defaultPort: 3000, parts, stylesheet: `/_next/static/css/${cssName}`, buildId, builtAt: builtAt(), builtFor: store };
 
 const out = path.join(root, '.next');
-fs.rmSync(out, { recursive: true, force: true });
+// Like `next build`: everything in .next is written anew except .next/cache,
+// which Slipway keeps per store and app between builds.
+fs.mkdirSync(out, { recursive: true });
+for (const e of fs.readdirSync(out)) {
+  if (e !== 'cache') fs.rmSync(path.join(out, e), { recursive: true, force: true });
+}
 function write(rel, data, perm = 0o644) {
   const f = path.join(out, rel);
   fs.mkdirSync(path.dirname(f), { recursive: true });
