@@ -36,6 +36,12 @@ func (d *Deployer) persist(ctx context.Context, r *supervised) {
 	}
 }
 
+// persistProcess records a non-web instance's spec the same way: its role
+// label tells Restore it goes back to the process supervisor.
+func (d *Deployer) persistProcess(ctx context.Context, r *supervisedProc) {
+	d.persist(ctx, &supervised{spec: r.spec, inst: r.inst, store: r.store})
+}
+
 func (d *Deployer) unpersist(ids ...string) {
 	if d.State == nil || len(ids) == 0 {
 		return
@@ -58,11 +64,18 @@ func (d *Deployer) Restore(ctx context.Context, log *slog.Logger) error {
 	if d.supervised == nil {
 		d.supervised = map[string]*supervised{}
 	}
-	n := 0
+	saved := map[string]savedSpec{}
 	for id, b := range specs {
 		var s savedSpec
 		if err := json.Unmarshal(b, &s); err != nil {
 			log.Warn("supervisor: an instance spec does not parse", "instance", id, "error", err)
+			continue
+		}
+		saved[id] = s
+	}
+	n := 0
+	for id, s := range saved {
+		if s.Spec.Labels[driver.LabelRole] == RoleProcess {
 			continue
 		}
 		if _, ok := d.supervised[id]; ok {
@@ -71,10 +84,50 @@ func (d *Deployer) Restore(ctx context.Context, log *slog.Logger) error {
 		d.supervised[id] = &supervised{spec: s.Spec, inst: s.Inst, service: s.Service, store: s.Store, health: s.Health, since: time.Now()}
 		n++
 	}
-	if n > 0 {
-		log.Info("supervisor: watching instances an earlier serve started", "instances", n)
+	p := d.restoreProcesses(saved, log)
+	if n > 0 || p > 0 {
+		log.Info("supervisor: watching instances an earlier serve started", "instances", n, "processes", p)
 	}
 	return nil
+}
+
+// restoreProcesses hands the saved non-web instances of live releases back to
+// the process supervisor (d.mu held), which restarts them when they exit or,
+// after a reboot, are gone. A release is live when one of its saved web
+// instances is a target of its route; the others' specs are dropped.
+func (d *Deployer) restoreProcesses(saved map[string]savedSpec, log *slog.Logger) int {
+	routed := map[string]map[string]bool{}
+	for _, svc := range d.Router.Services() {
+		routed[svc.Name] = map[string]bool{}
+		for _, t := range svc.Targets {
+			routed[svc.Name][t.Address] = true
+		}
+	}
+	live := map[string]bool{}
+	for _, s := range saved {
+		if s.Spec.Labels[driver.LabelRole] != RoleProcess && routed[s.Service][s.Inst.Addr] {
+			live[s.Spec.Labels[driver.LabelRelease]] = true
+		}
+	}
+	if d.procs == nil {
+		d.procs = map[string]*supervisedProc{}
+	}
+	n := 0
+	for id, s := range saved {
+		if s.Spec.Labels[driver.LabelRole] != RoleProcess {
+			continue
+		}
+		if !live[s.Spec.Labels[driver.LabelRelease]] {
+			log.Info("supervisor: forgetting a process of a release that no longer serves", "instance", s.Inst.Name)
+			d.unpersist(id)
+			continue
+		}
+		if _, ok := d.procs[id]; !ok {
+			d.procs[id] = &supervisedProc{spec: s.Spec, inst: s.Inst, store: s.Store}
+			n++
+		}
+	}
+	return n
 }
 
 // watchExits makes the supervisor react to an exit at once instead of at its

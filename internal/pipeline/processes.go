@@ -199,13 +199,16 @@ func (d *Deployer) rememberProcess(in driver.Instance, spec driver.Spec, store s
 	if d.procs == nil {
 		d.procs = map[string]*supervisedProc{}
 	}
-	d.procs[in.ID] = &supervisedProc{spec: spec, inst: in, store: store}
+	r := &supervisedProc{spec: spec, inst: in, store: store}
+	d.procs[in.ID] = r
+	d.persistProcess(context.Background(), r)
 }
 
 func (d *Deployer) forgetProcess(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.procs, id)
+	d.unpersist(id)
 }
 
 // superviseProcesses restarts exited non-web instances of live releases
@@ -251,9 +254,12 @@ func (d *Deployer) superviseProcesses(ctx context.Context, log *slog.Logger) {
 		d.Driver.Stop(context.WithoutCancel(ctx), r.inst.ID)
 		d.mu.Lock()
 		if _, still := d.procs[r.inst.ID]; still {
-			delete(d.procs, r.inst.ID)
+			old := r.inst.ID
+			delete(d.procs, old)
 			r.inst = in
 			d.procs[in.ID] = r
+			d.persistProcess(ctx, r)
+			d.unpersist(old)
 		} else {
 			d.mu.Unlock()
 			d.Driver.Stop(context.WithoutCancel(ctx), in.ID)

@@ -53,6 +53,7 @@ func (d *Deployer) forget(ids ...string) {
 	for _, id := range ids {
 		delete(d.supervised, id)
 		delete(d.watched, id)
+		delete(d.procs, id) // stopped with the store's others: not to be restarted
 	}
 	d.unpersist(ids...)
 }
