@@ -438,7 +438,7 @@ func buildBaseEnv(cfg *config.Config, environ []string) []string {
 		}
 		out = append(out, kv)
 	}
-	return out
+	return withQuietTools(out)
 }
 
 // buildEnv is the env a build sees from config: the app's, then the store's (inherited).
