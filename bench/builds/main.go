@@ -1,22 +1,30 @@
 // Command builds benchmarks Slipway's build caches on the real Next.js 15
-// storefront of testdata/realapps: one store is built cold (empty state dir:
-// npm ci, next build, image, publish), then one file of it changes and it is
-// rebuilt with warm caches (node_modules linked from the cache, .next/cache
-// kept). The peer is what a CI job without Slipway runs for the same
-// composed app: plain `npm ci && next build` in a fresh copy.
+// storefront of testdata/realapps, one store at a time:
 //
-//	go run ./bench/builds [-store next-us] [-work DIR] [-keep] [-goal 0.4]
+//  1. cold: a new state dir — no node_modules, an EMPTY npm cache (npm
+//     downloads every package from the npm registry), no .next/cache, no
+//     image layers;
 //
-// It prints each run's phases and the ratios warm/cold and warm/peer, with
-// the goal (PASS/MISS). npm's download cache is ~/.npm for every side (as in
-// CI), so no side pays for the network more than another.
+//  2. cold, npm cache warm (optional): another new state dir whose npm
+//     download cache is the one run 1 filled — what "cold" meant before;
+//
+//  3. warm: one file of the store (its header override) changed and
+//     committed, rebuilt with run 1's state dir: node_modules linked from
+//     the build cache, .next/cache restored, unchanged layers reused;
+//
+//  4. peer: plain `npm ci && next build` in a fresh copy of the composed
+//     app with an empty npm cache of its own (a CI job with no caches).
+//
+//     go run ./bench/builds [-store next-us] [-work DIR] [-keep] [-goal 0.4] [-warm-npm-cold=false] [-peer=false]
+//
+// It prints each run's phases (npm, next build, image, publish), where
+// next build's time went (from Next's own .next/trace), and warm/cold with
+// the goal (PASS/MISS).
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,9 +32,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/config"
-	"github.com/slipway-dev/slipway/internal/pipeline"
-	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/benchnext"
 )
 
 func main() {
@@ -34,14 +40,16 @@ func main() {
 	work := flag.String("work", "", "working directory (default: a temp dir)")
 	keep := flag.Bool("keep", false, "keep the working directory")
 	goal := flag.Float64("goal", 0.4, "goal for warm rebuild / cold build")
+	warmNPMCold := flag.Bool("warm-npm-cold", true, "also time a cold build whose npm download cache is warm")
+	peer := flag.Bool("peer", true, "also time the peer: npm ci && next build with an empty npm cache")
 	flag.Parse()
-	if err := run(*store, *work, *keep, *goal); err != nil {
+	if err := run(*store, *work, *keep, *goal, *warmNPMCold, *peer); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/builds:", err)
 		os.Exit(1)
 	}
 }
 
-func run(store, work string, keep bool, goal float64) error {
+func run(store, work string, keep bool, goal float64, warmNPMCold, peer bool) error {
 	if work == "" {
 		d, err := os.MkdirTemp("", "slipway-bench-builds-")
 		if err != nil {
@@ -49,27 +57,113 @@ func run(store, work string, keep bool, goal float64) error {
 		}
 		work = d
 	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
 	if !keep {
 		defer os.RemoveAll(work)
 	}
-	home, _ := os.UserHomeDir()
-	os.Setenv("npm_config_cache", filepath.Join(home, ".npm"))
-	os.Setenv("NEXT_TELEMETRY_DISABLED", "1")
+	benchnext.CleanNPMEnv()
 	nodeV, _ := exec.Command("node", "--version").Output()
+	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("machine: %d cores, %s, node %s", runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, nodeV)
+	fmt.Printf("load average at start: %s", load)
+	fmt.Printf("work dir %s; build logs in %s/*.log\n\n", work, work)
 	repo := filepath.Join(work, "repo")
-	if err := copyRepo(repo); err != nil {
+	if err := benchnext.CopyRepo(repo, nil); err != nil {
 		return err
 	}
+	app := filepath.Join(repo, ".out", store, benchnext.NextApp)
 	state := filepath.Join(work, "state")
+	npmCache := filepath.Join(state, "cache", "pm", "npm")
 
-	cold, err := build(repo, state, store)
+	cold, err := build(work, "cold", repo, state, store, app)
 	if err != nil {
-		return fmt.Errorf("cold build: %w", err)
+		return err
 	}
-	report("slipway cold (empty state dir)", cold)
+	report("slipway cold (new state dir, empty npm cache)", cold, app)
+	fmt.Printf("  npm cache filled by the cold build: %.0f MB (%s)\n", float64(benchnext.DirSize(npmCache))/1e6, npmCache)
 
-	header := filepath.Join(repo, "apps/stores", store, "storefront-unified-nextjs/components/header.js")
+	if warmNPMCold {
+		// A second cold state dir whose npm cache is run 1's, as the bench
+		// measured "cold" before: node_modules, .next/cache and layers are new.
+		os.Setenv("npm_config_cache", npmCache)
+		c2, err := build(work, "cold-warm-npm", repo, filepath.Join(work, "state-warm-npm"), store, app)
+		os.Unsetenv("npm_config_cache")
+		if err != nil {
+			return err
+		}
+		report("slipway cold, npm cache warm", c2, app)
+		warmNPMColdTotal = c2.Total
+	}
+
+	if err := changeOneFile(repo, store); err != nil {
+		return err
+	}
+	warm, err := build(work, "warm", repo, state, store, app)
+	if err != nil {
+		return err
+	}
+	report("slipway warm (one file changed)", warm, app)
+
+	var peerTotal time.Duration
+	if peer {
+		npmCI, nextBuild, err := benchnext.Peer(app, filepath.Join(work, "peer"), filepath.Join(work, "peer-npm-cache"))
+		if err != nil {
+			return fmt.Errorf("peer: %w", err)
+		}
+		peerTotal = npmCI + nextBuild
+		fmt.Printf("%-46s total %6.1fs  npm ci %.1fs, next build %.1fs\n", "peer: npm ci && next build (empty npm cache)", peerTotal.Seconds(), npmCI.Seconds(), nextBuild.Seconds())
+		if s := benchnext.NextSpans(filepath.Join(work, "peer")); s != "" {
+			fmt.Printf("%46s next build: %s\n", "", s)
+		}
+	}
+
+	wc := warm.Total.Seconds() / cold.Total.Seconds()
+	verdict := "MISS"
+	if wc <= goal {
+		verdict = "PASS"
+	}
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("\nload average at end: %s", load)
+	fmt.Printf("warm / cold: %.2f×  (goal ≤ %.1f×: %s)\n", wc, goal, verdict)
+	if warmNPMColdTotal > 0 {
+		fmt.Printf("warm / cold with a warm npm cache: %.2f×\n", warm.Total.Seconds()/warmNPMColdTotal.Seconds())
+	}
+	if peerTotal > 0 {
+		fmt.Printf("warm / peer: %.2f×\n", warm.Total.Seconds()/peerTotal.Seconds())
+	}
+	return nil
+}
+
+var warmNPMColdTotal time.Duration
+
+// build runs one Slipway build of store, its log in work/<name>.log.
+func build(work, name, repo, state, store, app string) (*benchnext.Result, error) {
+	log, err := os.Create(filepath.Join(work, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	r, err := benchnext.Build(repo, state, []string{store}, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s build (log %s): %w", name, log.Name(), err)
+	}
+	return r, nil
+}
+
+func report(label string, r *benchnext.Result, app string) {
+	for _, im := range r.Images {
+		fmt.Printf("%-46s total %6.1fs  %s\n", label, r.Total.Seconds(), benchnext.Phases(im))
+	}
+	if s := benchnext.NextSpans(app); s != "" {
+		fmt.Printf("%46s next build: %s\n", "", s)
+	}
+}
+
+// changeOneFile edits the store's header override and commits it.
+func changeOneFile(repo, store string) error {
+	header := filepath.Join(repo, "apps/stores", store, benchnext.NextApp, "components/header.js")
 	b, err := os.ReadFile(header)
 	if err != nil {
 		return err
@@ -77,118 +171,5 @@ func run(store, work string, keep bool, goal float64) error {
 	if err := os.WriteFile(header, []byte(strings.Replace(string(b), "</h1>", " (changed)</h1>", 1)), 0o644); err != nil {
 		return err
 	}
-	if err := git(repo, "commit", "-qam", "one file changed"); err != nil {
-		return err
-	}
-	warm, err := build(repo, state, store)
-	if err != nil {
-		return fmt.Errorf("warm rebuild: %w", err)
-	}
-	report("slipway warm (one file changed)", warm)
-
-	peer, err := peerBuild(filepath.Join(repo, ".out", store, "storefront-unified-nextjs"), filepath.Join(work, "peer"))
-	if err != nil {
-		return fmt.Errorf("peer: %w", err)
-	}
-	fmt.Printf("%-34s total %6.1fs  npm ci %.1fs, next build %.1fs\n", "peer: npm ci && next build", peer[0].Seconds()+peer[1].Seconds(), peer[0].Seconds(), peer[1].Seconds())
-
-	wc := warm.total.Seconds() / cold.total.Seconds()
-	wp := warm.total.Seconds() / (peer[0] + peer[1]).Seconds()
-	verdict := "MISS"
-	if wc <= goal {
-		verdict = "PASS"
-	}
-	fmt.Printf("\nwarm / cold: %.2f×  (goal ≤ %.1f×: %s)\nwarm / peer: %.2f×\n", wc, goal, verdict, wp)
-	return nil
-}
-
-type result struct {
-	total  time.Duration
-	phases []pipeline.Phase
-}
-
-func build(repo, state, store string) (*result, error) {
-	cfg, err := config.Load(repo, "")
-	if err != nil {
-		return nil, err
-	}
-	l, err := registry.OpenLayout(filepath.Join(state, "images"))
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	res, err := pipeline.Build(context.Background(), pipeline.BuildOptions{Config: cfg, Stores: []string{store}, Store: pipeline.LayoutStore{Layout: l}, Log: io.Discard})
-	if err != nil {
-		return nil, err
-	}
-	r := &result{total: time.Since(t0)}
-	for _, im := range res.Images {
-		if im.Err != nil {
-			return nil, im.Err
-		}
-		r.phases = append(r.phases, im.Phases...)
-	}
-	return r, nil
-}
-
-func report(label string, r *result) {
-	var parts []string
-	for _, p := range r.phases {
-		parts = append(parts, fmt.Sprintf("%s %.1fs", p.Name, float64(p.Millis)/1000))
-	}
-	fmt.Printf("%-34s total %6.1fs  %s\n", label, r.total.Seconds(), strings.Join(parts, ", "))
-}
-
-// peerBuild copies the composed app (sources only) and runs npm ci and next build in it.
-func peerBuild(composed, dir string) ([2]time.Duration, error) {
-	var d [2]time.Duration
-	if out, err := exec.Command("cp", "-a", composed, dir).CombinedOutput(); err != nil {
-		return d, fmt.Errorf("%v: %s", err, out)
-	}
-	for _, junk := range []string{"node_modules", ".next", ".deploy"} {
-		os.RemoveAll(filepath.Join(dir, junk))
-	}
-	for i, argv := range [][]string{{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}, {"npx", "next", "build"}} {
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Dir = dir
-		t0 := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return d, fmt.Errorf("%v: %v: %s", argv, err, out)
-		}
-		d[i] = time.Since(t0)
-	}
-	return d, nil
-}
-
-// copyRepo copies testdata/realapps (sources only) into a fresh git repository.
-func copyRepo(dst string) error {
-	src, err := filepath.Abs(filepath.Join("testdata", "realapps"))
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(src); err != nil {
-		return fmt.Errorf("run from the repository root: %w", err)
-	}
-	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	for _, a := range []string{"storefront-unified-nextjs", "storefront-unified-nuxt"} {
-		for _, junk := range []string{"node_modules", ".next", ".nuxt", ".output"} {
-			os.RemoveAll(filepath.Join(dst, "apps", a, junk))
-		}
-	}
-	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-qm", "realapps"}} {
-		if err := git(dst, args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func git(dir string, args ...string) error {
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.email=b@b", "-c", "user.name=bench", "-c", "commit.gpgsign=false"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("git %v: %v: %s", args, err, out)
-	}
-	return nil
+	return benchnext.Git(repo, "commit", "-qam", "one file changed")
 }
