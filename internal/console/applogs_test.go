@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,87 @@ func TestLoginWarnsOnPlainHTTPOffLoopback(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "Secure session cookies") {
 		t.Error("warned behind a proxy that terminates TLS")
 	}
+}
+
+// A line of one instance stamped before another instance's newer line, but
+// arriving after the connection dropped, is sent on the resume, once; and
+// nothing sent before is sent again, from whichever line the drop came after.
+func TestAppLogResumeSendsLateEarlierLine(t *testing.T) {
+	c, h := newConsole(t)
+	at := time.Unix(1700000000, 0)
+	line := func(ms int, src, text string) LogLine {
+		return LogLine{Time: at.Add(time.Duration(ms) * time.Millisecond), Source: src, App: "web", Text: text}
+	}
+	served := []LogLine{line(0, "us-web-1", "a"), line(1, "us-web-2", "b"), line(5, "us-web-1", "c")}
+	tail := -1
+	c.o.Logs = func(ctx context.Context, store string, since time.Time, n int, send func(LogLine) bool) error {
+		tail = n
+		for _, l := range served {
+			if l.Time.After(since) && !send(l) {
+				return nil
+			}
+		}
+		return nil
+	}
+	sess := sessionCookie(t, h)
+	get := func(lastID string) []sseEvent {
+		t.Helper()
+		req := httptest.NewRequest("GET", "/stores/us/logs/events", nil)
+		req.AddCookie(sess)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return parseSSE(rec.Body.String())
+	}
+	texts := func(es []sseEvent) string {
+		var b []string
+		for _, e := range es {
+			i := strings.Index(e.data, `"text":"`)
+			b = append(b, e.data[i+8:i+9])
+		}
+		return strings.Join(b, "")
+	}
+	first := get("")
+	if texts(first) != "abc" {
+		t.Fatalf("first connection: %s", texts(first))
+	}
+	// While the page was away: us-web-2 prints a line stamped before c (its
+	// output was buffered), then us-web-1 a new one. The log is read in time order.
+	served = []LogLine{served[0], served[1], line(3, "us-web-2", "L"), served[2], line(6, "us-web-1", "e")}
+	for i, e := range first {
+		sent := texts(first[:i+1])
+		var want strings.Builder
+		for _, l := range served {
+			if !strings.Contains(sent, l.Text) {
+				want.WriteString(l.Text)
+			}
+		}
+		got := get(e.id)
+		if tail != 0 || texts(got) != want.String() {
+			t.Fatalf("resumed after %q (id %s, tail %d): got %q, want %q", sent, e.id, tail, texts(got), want.String())
+		}
+		// The resumed stream's ids resume too.
+		if rest := get(got[0].id); texts(rest) != want.String()[1:] {
+			t.Fatalf("resumed again after %q: got %q, want %q", want.String()[:1], texts(rest), want.String()[1:])
+		}
+	}
+	// An id of the console before per-source positions resumes by time (no tail, nothing repeated).
+	if got := get(strconv.FormatInt(at.Add(5*time.Millisecond).UnixNano(), 10) + "-1"); tail != 0 || texts(got) != "e" {
+		t.Fatalf("resumed from an old-style id: %q (tail %d)", texts(got), tail)
+	}
+	if got := get("c1x.zz"); tail != appLogTail || len(got) != len(served) {
+		t.Fatalf("a garbled id: %q (tail %d), want the tail", texts(got), tail)
+	}
+}
+
+func sessionCookie(t *testing.T, h http.Handler) *http.Cookie {
+	for _, ck := range login(t, h, "a-long-enough-password").Result().Cookies() {
+		if ck.Name == cookieName {
+			return ck
+		}
+	}
+	t.Fatal("no session cookie after login")
+	return nil
 }
