@@ -29,6 +29,9 @@ type BuildSpec struct {
 	// NAME_FILE) and mounted for `RUN --mount=type=secret,id=NAME`; never
 	// in a layer, the image config or the history.
 	Secrets []string `yaml:"secrets" json:"secrets,omitempty"`
+	// Builder forces what builds it: "docker" (the Docker Engine's build
+	// API) or "buildah". Default: the engine when one answers, else buildah.
+	Builder string `yaml:"builder" json:"builder,omitempty"`
 
 	set     bool   // the mapping form was used
 	command string // the scalar form, copied to App.Build by the validator
@@ -59,9 +62,10 @@ func (b *BuildSpec) decodeNode(d *decoder, n *yaml.Node, where string) {
 		Target     string            `yaml:"target"`
 		Args       map[string]string `yaml:"args"`
 		Secrets    []string          `yaml:"secrets"`
+		Builder    string            `yaml:"builder"`
 	}
 	d.decodeStruct(n, reflect.ValueOf(&m).Elem(), where)
-	b.Dockerfile, b.Target, b.Args, b.Secrets, b.set = m.Dockerfile, m.Target, m.Args, m.Secrets, true
+	b.Dockerfile, b.Target, b.Args, b.Secrets, b.Builder, b.set = m.Dockerfile, m.Target, m.Args, m.Secrets, m.Builder, true
 }
 
 // dockerBuild checks an app's build key; the Dockerfile must exist in the
@@ -106,7 +110,21 @@ func (v *validator) dockerBuild(c *Config, a *App, where string) {
 		}
 		seen[s] = true
 	}
+	if !ValidBuilder(b.Builder) {
+		v.ps.errorf(c.File, pos, "write docker or buildah, or leave it out to use the engine when one answers, else buildah", "%s.build.builder: %q is not a builder", where, b.Builder)
+	}
 	if a.Static != "" {
 		v.ps.errorf(c.File, pos, "a Dockerfile build makes an image; remove static or build", "%s: static and a Dockerfile build both set", where)
 	}
+}
+
+// Dockerfile builders: BuildSpec.Builder's values ("" picks one).
+const (
+	BuilderDocker  = "docker"
+	BuilderBuildah = "buildah"
+)
+
+// ValidBuilder reports whether s names a Dockerfile builder, or is "".
+func ValidBuilder(s string) bool {
+	return s == "" || s == BuilderDocker || s == BuilderBuildah
 }

@@ -13,7 +13,7 @@ func TestBuildKeyCommandOrDockerfile(t *testing.T) {
   - id: web
     path: apps/web
     framework: shop
-    build: {target: runtime, args: {A: "1"}, secrets: [NPM_TOKEN]}
+    build: {target: runtime, args: {A: "1"}, secrets: [NPM_TOKEN], builder: buildah}
 stores:
   s: {projectName: s, region: r, framework: shop}
 `,
@@ -27,7 +27,7 @@ stores:
 		t.Errorf("cmd: Build %q, BuildSpec %+v", a.Build, a.BuildSpec)
 	}
 	b := cfg.App("web").BuildSpec
-	if !b.IsDockerfile() || b.Dockerfile != "Dockerfile" || b.Target != "runtime" || b.Args["A"] != "1" || len(b.Secrets) != 1 {
+	if !b.IsDockerfile() || b.Dockerfile != "Dockerfile" || b.Target != "runtime" || b.Args["A"] != "1" || len(b.Secrets) != 1 || b.Builder != "buildah" {
 		t.Errorf("web: %+v", b)
 	}
 }
@@ -40,6 +40,7 @@ func TestBuildKeyErrorsNameTheField(t *testing.T) {
 		{`{secrets: [A, A]}`, `apps[0].build.secrets[1]: "A" is listed twice`},
 		{`{args: {"bad-name": x}}`, `apps[0].build.args: "bad-name" is not a valid build arg name`},
 		{`{dockerfile: Dockerfile, stage: x}`, `unknown key "apps[0].build.stage"`},
+		{`{builder: kaniko}`, `apps[0].build.builder: "kaniko" is not a builder`},
 	} {
 		root := t.TempDir()
 		write(t, root, map[string]string{

@@ -253,7 +253,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	bases := &baseCache{m: map[string]*baseEntry{}}
-	engine := &engineOnce{}
+	engine := newBuilders(o.cacheDir())
 	defer engine.close()
 	var units []*buildUnit
 	for _, sr := range composed {
@@ -352,7 +352,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	var scripted, fromDockerfile []*buildUnit
 	for _, u := range toBuild {
 		if u.docker != nil {
-			logf("[%s/%s] building %s with the Docker engine", u.store.ID, u.app.ID, u.docker.spec.Dockerfile)
+			logf("[%s/%s] building %s with %s", u.store.ID, u.app.ID, u.docker.spec.Dockerfile, u.docker.builder.Name())
 			fromDockerfile = append(fromDockerfile, u)
 			continue
 		}
@@ -371,7 +371,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := packDocker(ctx, o, engine, u, rev, tag, created); err != nil {
+			if err := packDocker(ctx, o, u, rev, tag, created); err != nil {
 				u.out.Err = err
 				logf("[%s/%s] failed: %v", u.store.ID, u.app.ID, err)
 				return

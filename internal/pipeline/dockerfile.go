@@ -34,6 +34,8 @@ type dockerUnit struct {
 	spec  config.BuildSpec
 	bctx  *dockerbuild.Context
 	df    *dockerbuild.Dockerfile
+	// builder builds it: the Docker engine or buildah (builder.go).
+	builder dockerbuild.Builder
 }
 
 // planDocker returns the app's Dockerfile build, nil when it has none.
@@ -71,43 +73,16 @@ func planDocker(cfg *config.Config, dir string, app *config.App) (*dockerUnit, e
 	return &dockerUnit{field: field, spec: spec, bctx: bctx, df: df}, nil
 }
 
-// engineOnce dials the Docker engine once per job, when a Dockerfile build needs it.
-type engineOnce struct {
-	once sync.Once
-	e    *dockerbuild.Engine
-	err  error
-}
-
-func (o *engineOnce) get(ctx context.Context) (*dockerbuild.Engine, error) {
-	o.once.Do(func() {
-		o.e, o.err = dockerbuild.Dial(ctx, "")
-		if o.err != nil {
-			o.err = fmt.Errorf("a Dockerfile build needs a Docker engine (DOCKER_HOST, else /var/run/docker.sock): %w", o.err)
-		}
-	})
-	return o.e, o.err
-}
-
-func (o *engineOnce) close() {
-	if o.e != nil {
-		o.e.Close()
-	}
-}
-
 // dockerFingerprint covers what the image depends on: the context's bytes
 // (after .dockerignore), the Dockerfile's path, target, args and secret
 // names (never values), the IDs of the FROM images the engine has, and the
 // app settings Slipway puts into the image.
-func dockerFingerprint(ctx context.Context, eng *engineOnce, project string, app *config.App, d *dockerUnit, cachePath string) (string, error) {
+func dockerFingerprint(ctx context.Context, project string, app *config.App, d *dockerUnit, cachePath string) (string, error) {
 	digest, err := d.bctx.DigestCached(cachePath)
 	if err != nil {
 		return "", err
 	}
-	e, err := eng.get(ctx)
-	if err != nil {
-		return "", err
-	}
-	ids, err := e.BaseIDs(ctx, d.df.Bases)
+	ids, err := d.builder.BaseIDs(ctx, d.df.Bases)
 	if err != nil {
 		return "", err
 	}
@@ -160,16 +135,13 @@ func engineTagPart(s string) string {
 	}, strings.ToLower(s))
 }
 
-// packDocker builds the unit's Dockerfile with the engine, exports the
-// image and publishes it like any other: commit tag, fingerprint tag,
-// process images.
-func packDocker(ctx context.Context, o BuildOptions, eng *engineOnce, u *buildUnit, rev gitfs.Revision, tag string, created time.Time) error {
+// packDocker builds the unit's Dockerfile with its builder (the engine or
+// buildah), exports the image and publishes it like any other: commit tag,
+// fingerprint tag, process images.
+func packDocker(ctx context.Context, o BuildOptions, u *buildUnit, rev gitfs.Revision, tag string, created time.Time) error {
 	start := time.Now()
 	label := u.store.ID + "/" + u.app.ID
-	e, err := eng.get(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", label, err)
-	}
+	e := u.docker.builder
 	secrets, err := dockerSecrets(u.docker, os.Getenv)
 	if err != nil {
 		return err
@@ -199,7 +171,7 @@ func packDocker(ctx context.Context, o BuildOptions, eng *engineOnce, u *buildUn
 				fmt.Fprintf(o.Log, "[%s] %s\n", label, l)
 			}
 		}
-		return fmt.Errorf("%s: docker build (%s): %w", label, u.docker.spec.Dockerfile, red.Error(err))
+		return fmt.Errorf("%s: docker build (%s, with %s): %w", label, u.docker.spec.Dockerfile, e.Name(), red.Error(err))
 	}
 	tBuild := time.Now()
 	dir := o.cacheDir()
@@ -273,7 +245,7 @@ func (t *tail) lines() []string {
 
 // planDockerUnit makes u a Dockerfile build when its app is one, with its
 // process plan and fingerprint; done reports that u needs nothing else.
-func planDockerUnit(ctx context.Context, cfg *config.Config, eng *engineOnce, u *buildUnit, cacheDir string) (done bool, err error) {
+func planDockerUnit(ctx context.Context, cfg *config.Config, bs *builders, u *buildUnit, cacheDir string) (done bool, err error) {
 	label := u.store.ID + "/" + u.app.ID
 	d, err := planDocker(cfg, u.dir, u.app)
 	if err != nil {
@@ -282,12 +254,15 @@ func planDockerUnit(ctx context.Context, cfg *config.Config, eng *engineOnce, u 
 	if d == nil {
 		return false, nil
 	}
+	if d.builder, err = bs.pick(ctx, d.field, d.spec.Builder); err != nil {
+		return true, fmt.Errorf("%s: %w", label, err)
+	}
 	u.docker = d
 	if u.procs, err = planProcesses(u.dir, u.app); err != nil {
 		return true, fmt.Errorf("%s: %w", label, err)
 	}
 	u.out.Release, u.out.WebInstances = u.procs.release, u.procs.webN
-	if u.fp, err = dockerFingerprint(ctx, eng, cfg.Project, u.app, d, contextCache(cacheDir, u)); err != nil {
+	if u.fp, err = dockerFingerprint(ctx, cfg.Project, u.app, d, contextCache(cacheDir, u)); err != nil {
 		return true, fmt.Errorf("%s: %w", label, err)
 	}
 	u.out.Fingerprint = u.fp

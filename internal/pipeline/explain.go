@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -90,9 +91,16 @@ func explainApp(ctx context.Context, o BuildOptions, bases *baseCache, st *confi
 			e.Error = err.Error()
 			return e
 		}
+		by, in := "the Docker engine, or buildah when no engine answers", "docker engine, else buildah"
+		switch b := cmp.Or(du.spec.Builder, os.Getenv(BuilderEnv)); b {
+		case config.BuilderDocker:
+			by, in = "the Docker engine (build.builder or "+BuilderEnv+" says docker)", "docker engine"
+		case config.BuilderBuildah:
+			by, in = "buildah (build.builder or "+BuilderEnv+" says buildah)", "buildah"
+		}
 		e.Detection = &build.Detection{By: "dockerfile", Matched: du.spec.Dockerfile,
-			Why: du.spec.Dockerfile + " is built by the Docker engine (its FROM images are the bases; its CMD/ENTRYPOINT starts the app unless the config or Procfile says)"}
-		e.BuildIn = "docker engine"
+			Why: du.spec.Dockerfile + " is built by " + by + " (its FROM images are the bases; its CMD/ENTRYPOINT starts the app unless the config or Procfile says)"}
+		e.BuildIn = in
 		e.Base = strings.Join(du.df.Bases, ", ")
 		e.StartFrom = "the Dockerfile, unless the config's entrypoint or the Procfile's web: line"
 		e.FingerprintNote = "computed at build time from the context after .dockerignore, the Dockerfile, target, args and the engine's IDs of the FROM images"
