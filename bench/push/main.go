@@ -465,6 +465,7 @@ func webhookAnswers(s *stack, label, tag string) error {
 		newJobs[j.Store]++
 	}
 	fmt.Printf("\n2%s. webhook answer at %d concurrent deliveries of one push, %s (goal p99 ≤ 200ms; one job, replays do nothing)\n", tag, n, label)
+	fmt.Printf("   machine load average: %s (2 cores shared)\n", loadAvg())
 	p := func(l []time.Duration) string {
 		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 		q := func(f float64) time.Duration { return l[min(len(l)-1, int(f*float64(len(l))))] }
@@ -484,6 +485,19 @@ func webhookAnswers(s *stack, label, tag string) error {
 		s.wait(push.Answer{Stores: []push.StoreDecision{{Job: j.ID}}})
 	}
 	return nil
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages: the figures above mean little without them.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // fleetPage measures the console's fleet view for many stores: a repository
