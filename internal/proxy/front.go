@@ -417,7 +417,7 @@ func (f *Front) serveOne(fc *frontConn, req *http.Request) (keep bool) {
 	// connection holds none.
 	fc.bw = frontWriters.Get().(*bufio.Writer)
 	fc.bw.Reset(fc.c)
-	w := &frontWriter{fc: fc, req: req, h: make(http.Header, 8), shutting: &f.shutting}
+	w := &frontWriter{fc: fc, req: req, shutting: &f.shutting}
 	defer func() {
 		fc.bw.Reset(nil)
 		frontWriters.Put(fc.bw)
@@ -629,7 +629,14 @@ type frontWriter struct {
 
 var _ http.Flusher = (*frontWriter)(nil)
 
-func (w *frontWriter) Header() http.Header { return w.h }
+// Header makes the map when a handler first asks: a static answer with a
+// prebuilt head (static_sendfile.go) needs none.
+func (w *frontWriter) Header() http.Header {
+	if w.h == nil {
+		w.h = make(http.Header, 8)
+	}
+	return w.h
+}
 
 func (w *frontWriter) WriteHeader(code int) {
 	if w.status != 0 || w.wrote {
@@ -710,7 +717,7 @@ func (w *frontWriter) start(atEnd bool) {
 	}
 	if _, ok := w.h["Content-Length"]; !ok && !w.noBody {
 		if atEnd {
-			w.h["Content-Length"] = []string{"0"}
+			w.Header()["Content-Length"] = []string{"0"}
 		} else {
 			w.chunked = true
 		}

@@ -79,13 +79,29 @@ func TestFrontServesStaticFilesFromMemory(t *testing.T) {
 	if n := writes.Load() - before; n > 5 {
 		t.Errorf("%d plain writes for 5 answers", n)
 	}
-	// A file on disk, then an SPA route: the connection is net/http's now,
-	// and every rule still holds.
-	if res := get("/big.bin"); res.StatusCode != 200 || len(body(res)) != 128<<10 {
+	// A file too big for memory is kept open and sent by the Front with
+	// sendfile: no plain write, no hand-off.
+	before = writes.Load()
+	bigBody := strings.Repeat("0123456789abcdef", 8<<10)
+	if res := get("/big.bin"); res.StatusCode != 200 || len(body(res)) != 128<<10 || body(res) != bigBody {
 		t.Errorf("big file: %d, %d bytes", res.StatusCode, len(body(res)))
 	}
+	if rig.f.handedOff.Load() != 0 {
+		t.Errorf("handed off %d connections for a kept file", rig.f.handedOff.Load())
+	}
+	if n := writes.Load() - before; canSendfile && n != 0 {
+		t.Errorf("%d plain writes for a file sent with sendfile", n)
+	}
+	// An SPA route: the connection is net/http's now, and every rule
+	// still holds.
+	if res := get("/account/orders"); res.StatusCode != 200 || body(res) != "<h1>home v1</h1>" {
+		t.Errorf("SPA route: %d %q", res.StatusCode, body(res))
+	}
 	if rig.f.handedOff.Load() != 1 {
-		t.Errorf("handed off %d connections, want 1 (the big file's)", rig.f.handedOff.Load())
+		t.Errorf("handed off %d connections, want 1 (the SPA route's)", rig.f.handedOff.Load())
+	}
+	if res := get("/big.bin"); res.StatusCode != 200 || body(res) != bigBody {
+		t.Errorf("big file through net/http: %d, %d bytes", res.StatusCode, len(body(res)))
 	}
 	if res := get("/account/orders"); res.StatusCode != 200 || body(res) != "<h1>home v1</h1>" {
 		t.Errorf("SPA route after the hand-off: %d %q", res.StatusCode, body(res))

@@ -191,7 +191,8 @@ type limitedConn struct {
 	// lastDeadline is when the write deadline was last moved (unix nanos);
 	// it moves at most every quarter of the timeout, not on every write.
 	lastDeadline atomic.Int64
-	cork         cork // see cork.go
+	cork         cork          // see cork.go
+	sf           sendfileState // see sendfile_linux.go
 }
 
 func (c *limitedConn) Write(p []byte) (int, error) {

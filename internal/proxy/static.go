@@ -44,6 +44,10 @@ type staticSite struct {
 	// indexed: files holds every servable path (static_index.go), so a
 	// path it lacks names no file.
 	indexed atomic.Bool
+	// Files kept open for sendfile (static_sendfile.go), closed at the drain.
+	fdMu sync.Mutex
+	fds  []*os.File
+	kept map[string]*keptFile // by name in the root
 
 	// Requests in flight, for the drain that closes root (static_drain.go).
 	inflight  atomic.Int64
@@ -60,10 +64,13 @@ type staticFile struct {
 	etag     string
 	ctype    string
 	cache    string
-	data     []byte // whole contents, for small files
+	data     []byte    // whole contents, for small files
+	fd       *keptFile // open for sendfile (static_sendfile.go)
 	variants []variant
 	// Header values built once: a hit assigns them without allocating.
 	hType, hCache, hTag, hMod, hLen []string
+	// head is the whole 200 head but Date, for the Front (static_sendfile.go).
+	head []byte
 }
 
 var (
@@ -73,10 +80,15 @@ var (
 
 // prepare builds the header values of f and its variants.
 func (f *staticFile) prepare() {
-	for _, x := range append([]*staticFile{f}, variantFiles(f)...) {
+	for i, x := range append([]*staticFile{f}, variantFiles(f)...) {
 		x.hType, x.hCache, x.hTag = []string{f.ctype}, []string{f.cache}, []string{x.etag}
 		x.hMod = []string{x.modTime.UTC().Format(http.TimeFormat)}
 		x.hLen = []string{strconv.FormatInt(x.size, 10)}
+		enc := ""
+		if i > 0 {
+			enc = f.variants[i-1].encoding
+		}
+		x.head = prebuiltHead(x, len(f.variants) > 0, enc)
 	}
 }
 
@@ -227,7 +239,12 @@ func (s *staticSite) load(name string) *staticFile {
 	if err != nil {
 		return nil
 	}
-	defer fh.Close()
+	kept := false
+	defer func() {
+		if !kept {
+			fh.Close()
+		}
+	}()
 	fi, err := fh.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
@@ -250,6 +267,7 @@ func (s *staticSite) load(name string) *staticFile {
 		f.data = buf.Bytes()
 		s.held.Add(int64(len(f.data)))
 	}
+	kept = s.keep(f, fh)
 	return f
 }
 
@@ -269,21 +287,30 @@ func (s *staticSite) variants(name string) []variant {
 // caching headers; http.ServeContent answers conditional and range
 // requests (304, 206, 412) from the ETag and Last-Modified.
 func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFile, status int) (int, int64) {
+	body, enc := f, ""
+	if ae := req.Header["Accept-Encoding"]; len(ae) > 0 {
+		for _, v := range f.variants {
+			if accepts(strings.Join(ae, ","), v.encoding) {
+				body, enc = v.file, v.encoding
+				break
+			}
+		}
+	}
+	if status == http.StatusOK && req.Method == http.MethodGet && !conditional(req) {
+		if fw, ok := w.(*frontWriter); ok {
+			if n, ok := fw.sendPrebuilt(body); ok {
+				return http.StatusOK, n
+			}
+		}
+	}
 	h := w.Header()
 	h["Content-Type"] = f.hType
 	h["X-Content-Type-Options"] = hNosniff
-	body := f
 	if len(f.variants) > 0 {
 		h["Vary"] = hVary
-		if ae := req.Header["Accept-Encoding"]; len(ae) > 0 {
-			for _, v := range f.variants {
-				if accepts(strings.Join(ae, ","), v.encoding) {
-					body = v.file
-					h["Content-Encoding"] = encodings[v.encoding]
-					break
-				}
-			}
-		}
+	}
+	if enc != "" {
+		h["Content-Encoding"] = encodings[enc]
 	}
 	if status != http.StatusOK {
 		// The site's own 404 page: no validators, no ranges.
@@ -301,7 +328,7 @@ func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFil
 	h["Last-Modified"] = body.hMod
 	if body.data != nil && !conditional(req) {
 		// The common case, without http.ServeContent: a file in memory and
-		// a plain GET.
+		// a plain GET (or HEAD).
 		h["Content-Length"] = body.hLen
 		if req.Method == http.MethodHead {
 			w.WriteHeader(http.StatusOK)
@@ -310,11 +337,17 @@ func (s *staticSite) send(w http.ResponseWriter, req *http.Request, f *staticFil
 		return http.StatusOK, int64(writeCorked(w, req, http.StatusOK, body.data))
 	}
 	// Conditional and range requests (304, 206, 412), and files on disk
-	// (sendfile), go through http.ServeContent.
+	// (sendfile through net/http), go through http.ServeContent.
 	cw := &countingWriter{ResponseWriter: w}
-	if body.data != nil {
+	_, front := w.(*frontWriter)
+	switch {
+	case body.data != nil:
 		http.ServeContent(cw, req, "", body.modTime, bytes.NewReader(body.data))
-	} else {
+	case front && body.fd != nil:
+		// The Front's own connection (net/http's sendfile is not for it):
+		// the kept file, read at offsets, so no open per request.
+		http.ServeContent(cw, req, "", body.modTime, io.NewSectionReader(body.fd.f, 0, body.size))
+	default:
 		fh, err := s.root.Open(body.name)
 		if err != nil {
 			http.Error(w, "file vanished", http.StatusInternalServerError)

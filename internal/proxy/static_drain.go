@@ -55,6 +55,7 @@ func (s *staticSite) close() {
 		if s.root != nil {
 			s.root.Close()
 		}
+		s.closeKept()
 	})
 }
 
