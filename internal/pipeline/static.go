@@ -70,7 +70,42 @@ func (d *Deployer) staticSite(ctx context.Context, a AppDeploy) (*proxy.StaticSi
 			return nil, nil
 		}
 	}
-	return &proxy.StaticSite{Dir: resolved, SPA: a.SPA}, nil
+	out := &proxy.StaticSite{Dir: resolved, SPA: a.SPA}
+	if err := staticHealth(a, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// staticHealth checks a static site's health path before anything starts:
+// no process runs to answer it, the router serves files only, so a
+// configured path must name a file of the site (the SPA fallback does
+// not count). Verify asks it after the cutover; without this, a site kept
+// from a server app's config (`health: /healthz`) failed there, late and
+// with a bare 404. The default check ("/", any answer below 500) needs
+// nothing: the site has an index.html or files at the top.
+func staticHealth(a AppDeploy, site *proxy.StaticSite) error {
+	h := a.Health
+	if h.Path == "" || h.MaxStatus > 0 {
+		return nil
+	}
+	name, tried, err := site.Serves(h.Path)
+	if err != nil {
+		return fmt.Errorf("%w %s: checking health path %s: %w", ErrStaticSite, a.App, h.Path, err)
+	}
+	if name != "" {
+		return nil
+	}
+	why := "it has `static: " + a.Static + "`"
+	if a.Static == "" {
+		why = "it was detected as one: its image has an index.html and nothing to run"
+	}
+	looked := "no file may answer it (dot files and paths outside the site are never served)"
+	if len(tried) > 0 {
+		looked = "none of " + strings.Join(tried, ", ") + " is in the site"
+	}
+	return fmt.Errorf("%w %s: health path %s cannot pass: the app is a static site (%s), so no process answers it and the router serves only files, and %s; add that file to the build output, or remove the app's health path (the default check asks / of the site)",
+		ErrStaticSite, a.App, h.Path, why, looked)
 }
 
 // pruneStatic removes static sites' unpacked images that no release in

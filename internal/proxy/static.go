@@ -198,25 +198,7 @@ func (s *staticSite) lookup(p string) *staticFile {
 }
 
 func (s *staticSite) find(p string) *staticFile {
-	if strings.ContainsAny(p, "\x00\\") {
-		return nil
-	}
-	clean := strings.TrimPrefix(path.Clean("/"+p), "/")
-	for _, seg := range strings.Split(clean, "/") {
-		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
-			return nil
-		}
-	}
-	var tries []string
-	switch {
-	case clean == "":
-		tries = []string{"index.html"}
-	case strings.HasSuffix(p, "/"):
-		tries = []string{clean + "/index.html"}
-	default:
-		tries = []string{clean, clean + ".html", clean + "/index.html"}
-	}
-	for _, name := range tries {
+	for _, name := range fileCandidates(p) {
 		if f, ok := s.byName.Load(name); ok {
 			return f.(*staticFile) // the same file under another path
 		}
@@ -228,6 +210,28 @@ func (s *staticSite) find(p string) *staticFile {
 		}
 	}
 	return nil
+}
+
+// fileCandidates are the names in the root that may answer the request
+// path p, in order; none for a path that is never served.
+func fileCandidates(p string) []string {
+	if strings.ContainsAny(p, "\x00\\") {
+		return nil
+	}
+	clean := strings.TrimPrefix(path.Clean("/"+p), "/")
+	for _, seg := range strings.Split(clean, "/") {
+		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
+			return nil
+		}
+	}
+	switch {
+	case clean == "":
+		return []string{"index.html"}
+	case strings.HasSuffix(p, "/"):
+		return []string{clean + "/index.html"}
+	default:
+		return []string{clean, clean + ".html", clean + "/index.html"}
+	}
 }
 
 // load stats (and, when small, reads) one regular file.
