@@ -98,7 +98,7 @@ func main() {
 	flag.BoolVar(&o.cache, "cache", false, "internal: edge cache on, for -role router-mode")
 	flag.StringVar(&o.proxy, "proxy", "", "internal: proxy measured by -role rss-ns")
 	flag.BoolVar(&o.std, "std", false, "internal: serve the router with net/http only (no proxy.Front)")
-	flag.BoolVar(&o.together, "together", false, "fixed-rate and hosts runs: load every target at once in each round (each at -rate), so a neighbour's CPU burst hits all of them alike")
+	flag.BoolVar(&o.together, "together", false, "fixed-rate, hosts, static and cache runs: load every target at once in each round (each at -rate; one wrk each in static/cache), so a neighbour's CPU burst hits all of them alike")
 	flag.BoolVar(&o.withStd, "with-nethttp", false, "plain mode: also measure the router served by net/http alone (no proxy.Front), as before")
 	flag.Parse()
 

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -398,27 +399,51 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 	rps := make([][]float64, len(targets))
 	cpu := make([]time.Duration, len(targets))
 	reqs := make([]int, len(targets))
+	measure := func(i int) error {
+		cpu0 := proxybench.CPUTime(targets[i].pid)
+		w, err := wrkRun(ctx, "http://"+targets[i].addr, script, o.conns, slice)
+		if err != nil {
+			return err
+		}
+		cpu[i] += proxybench.CPUTime(targets[i].pid) - cpu0
+		reqs[i] += w.Requests
+		if w.Errors > 0 {
+			return fmt.Errorf("%s: %d errors", targets[i].name, w.Errors)
+		}
+		rps[i] = append(rps[i], w.RPS)
+		return nil
+	}
 	for round := range rounds {
+		if o.together {
+			// Both at once, one wrk each: whatever else runs on the
+			// machine takes from both alike, and they share the cores.
+			errs := make([]error, len(targets))
+			var wg sync.WaitGroup
+			for i := range targets {
+				wg.Go(func() { errs[i] = measure(i) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			continue
+		}
 		for j := range targets {
 			i := j
 			if round%2 == 1 {
 				i = len(targets) - 1 - j
 			}
-			cpu0 := proxybench.CPUTime(targets[i].pid)
-			w, err := wrkRun(ctx, "http://"+targets[i].addr, script, o.conns, slice)
-			if err != nil {
+			if err := measure(i); err != nil {
 				return err
 			}
-			cpu[i] += proxybench.CPUTime(targets[i].pid) - cpu0
-			reqs[i] += w.Requests
-			if w.Errors > 0 {
-				return fmt.Errorf("%s: %d errors", targets[i].name, w.Errors)
-			}
-			rps[i] = append(rps[i], w.RPS)
 		}
 	}
 	med := func(x []float64) float64 { s := slices.Clone(x); slices.Sort(s); return s[len(s)/2] }
-	fmt.Printf("%s: %d hashed assets (1-60 KiB), wrk -t1 -c%d walking all of them, %d interleaved rounds of %s\n", mode, len(assets), o.conns, rounds, slice)
+	how := "interleaved rounds"
+	if o.together {
+		how = "rounds with both targets loaded at once"
+	}
+	fmt.Printf("%s: %d hashed assets (1-60 KiB), wrk -t1 -c%d walking all of them, %d %s of %s, load average %s\n", mode, len(assets), o.conns, rounds, how, slice, loadavg())
 	fmt.Printf("%-10s %12s %12s  %s\n", "target", "req/s", "CPU/req", "rounds' req/s")
 	for i, t := range targets {
 		per := 0.0
@@ -428,8 +453,31 @@ func benchFiles(ctx context.Context, o options, mode string) error {
 		fmt.Printf("%-10s %12.0f %10.1fµs  %v\n", t.name, med(rps[i]), per, fmtRates(rps[i]))
 	}
 	fmt.Printf("\n%-34s %10s %10s %7s %7s  %s\n", "metric", "slipway", peer, "ratio", "goal", "verdict")
-	verdict("throughput, median of rounds (req/s)", fmt.Sprintf("%.0f", med(rps[0])), fmt.Sprintf("%.0f", med(rps[1])), med(rps[0])/med(rps[1]), goal, false)
+	var ratios []float64
+	for r := range min(len(rps[0]), len(rps[1])) {
+		ratios = append(ratios, rps[0][r]/rps[1][r])
+	}
+	if o.together {
+		// Both ran in the same seconds: each round's ratio is a fair
+		// pair, and their median is the verdict.
+		verdict("throughput, median of rounds' ratios", fmt.Sprintf("%.0f", med(rps[0])), fmt.Sprintf("%.0f", med(rps[1])), med(ratios), goal, false)
+	} else {
+		verdict("throughput, median of rounds (req/s)", fmt.Sprintf("%.0f", med(rps[0])), fmt.Sprintf("%.0f", med(rps[1])), med(rps[0])/med(rps[1]), goal, false)
+	}
+	cpuRatio := 0.0
+	if reqs[0] > 0 && reqs[1] > 0 && cpu[1] > 0 {
+		cpuRatio = (float64(cpu[0]) / float64(reqs[0])) / (float64(cpu[1]) / float64(reqs[1]))
+	}
+	fmt.Printf("rounds' ratios: %s; CPU per request %.2f× %s's\n", fmtRatios(ratios), cpuRatio, peer)
 	return nil
+}
+
+func fmtRatios(x []float64) string {
+	var s []string
+	for _, v := range x {
+		s = append(s, fmt.Sprintf("%.2f×", v))
+	}
+	return strings.Join(s, " ")
 }
 
 func fmtRates(x []float64) string {

@@ -467,7 +467,7 @@ func parseRequestHead(b []byte) (reqHead, bool) {
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || !validMethod(method) || uri == "" || uri[0] != '/' || !validURI(uri) {
 		return h, false
 	}
-	u, err := url.ParseRequestURI(uri)
+	u, err := parseURI(uri)
 	if err != nil {
 		return h, false
 	}
@@ -516,6 +516,19 @@ func parseRequestHead(b []byte) (reqHead, bool) {
 		return h, false
 	}
 	return h, true
+}
+
+// parseURI is url.ParseRequestURI, without its parser for the plain paths
+// nearly every asset request has: only letters, digits and "/._-~" (no
+// escapes, no query), where the URL is the path alone.
+func parseURI(uri string) (*url.URL, error) {
+	for i := 0; i < len(uri); i++ {
+		c := uri[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '/' || c == '.' || c == '_' || c == '-' || c == '~') {
+			return url.ParseRequestURI(uri)
+		}
+	}
+	return &url.URL{Path: uri}, nil
 }
 
 // cutCRLF cuts s at the first CRLF; a bare LF is not accepted here.
