@@ -152,6 +152,8 @@ func (u *upstream) exchange(pc *upConn, w http.ResponseWriter, req *http.Request
 	if !pc.req.CompareAndSwap(req, nil) {
 		keep = false // the client left and the reaper closed the connection
 	}
+	// Read before put: once pooled, pc (and its head) is another request's.
+	status = head.status
 	if err != nil || !keep {
 		pc.Close()
 	} else {
@@ -165,7 +167,7 @@ func (u *upstream) exchange(pc *upConn, w http.ResponseWriter, req *http.Request
 	default:
 		panic(http.ErrAbortHandler)
 	}
-	return head.status, n, nil
+	return status, n, nil
 }
 
 // writeHead writes the head of a bodyless request in one write: request
