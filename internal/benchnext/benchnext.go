@@ -124,11 +124,8 @@ func Phases(im pipeline.BuiltImage) string {
 // Peer times `npm ci` then `next build` in a fresh copy (at dir) of the
 // composed app, with npm's download cache at npmCache.
 func Peer(composed, dir, npmCache string) (npmCI, nextBuild time.Duration, err error) {
-	if out, err := exec.Command("cp", "-a", composed, dir).CombinedOutput(); err != nil {
-		return 0, 0, fmt.Errorf("copying %s: %v: %s", composed, err, out)
-	}
-	for _, junk := range []string{"node_modules", ".next", ".deploy"} {
-		os.RemoveAll(filepath.Join(dir, junk))
+	if err := copySources(composed, dir); err != nil {
+		return 0, 0, err
 	}
 	var d [2]time.Duration
 	for i, argv := range [][]string{{"npm", "ci", "--include=dev", "--no-audit", "--no-fund"}, {"npx", "--no-install", "next", "build"}} {
@@ -142,6 +139,28 @@ func Peer(composed, dir, npmCache string) (npmCI, nextBuild time.Duration, err e
 		d[i] = time.Since(t0)
 	}
 	return d[0], d[1], nil
+}
+
+// copySources copies the composed app's files but for what its build made
+// (node_modules, .next, .deploy).
+func copySources(composed, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(composed)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		switch e.Name() {
+		case "node_modules", ".next", ".deploy":
+			continue
+		}
+		if out, err := exec.Command("cp", "-a", filepath.Join(composed, e.Name()), dir).CombinedOutput(); err != nil {
+			return fmt.Errorf("copying %s: %v: %s", e.Name(), err, out)
+		}
+	}
+	return nil
 }
 
 // NextSpans says where a `next build` spent its time, from the .next/trace
