@@ -12,6 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/slipway-dev/slipway/internal/image"
 )
 
 // BaseIDs implements Builder. A base buildah's storage lacks is pulled
@@ -92,7 +94,7 @@ func (b *Buildah) Build(ctx context.Context, r Request) (string, error) {
 	for _, k := range sortedKeys(r.Args) {
 		args = append(args, "--build-arg", k+"="+r.Args[k])
 	}
-	for _, k := range sortedKeys(r.Labels) {
+	for _, k := range labelOrder(r.Labels) {
 		args = append(args, "--label", k+"="+r.Labels[k])
 	}
 	args = append(append(args, secretArgs...), ctxDir)
@@ -201,5 +203,24 @@ func sortedKeys[V any](m map[string]V) []string {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	return keys
+}
+
+// labelOrder puts the project, store and app labels first: buildah 1.28
+// makes an image per --label, in order, and PruneBuilds finds an earlier
+// build's images by those three labels, so all but the first two carry them.
+func labelOrder(labels map[string]string) []string {
+	first := []string{image.LabelProject, image.LabelStore, image.LabelApp}
+	var keys []string
+	for _, k := range first {
+		if _, ok := labels[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range sortedKeys(labels) {
+		if !slices.Contains(first, k) {
+			keys = append(keys, k)
+		}
+	}
 	return keys
 }

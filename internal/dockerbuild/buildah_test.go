@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,29 @@ func TestBuildahBuildSecretNotInImage(t *testing.T) {
 	}
 	if n := strings.Count(strings.Join(out2, "\n"), "Using cache"); n < 3 {
 		t.Errorf("rebuild used the layer cache %d times, want every step:\n%s", n, strings.Join(out2, "\n"))
+	}
+
+	// A build with other labels (a new commit) leaves the earlier build
+	// untagged: pruning removes it, keeps the new one and the layer cache.
+	req3 := req
+	req3.Labels = map[string]string{"dev.slipway.test": "1", "dev.slipway.commit": "2"}
+	out3, id3 := buildahBuild(t, ctx, b, req3)
+	if strings.Count(strings.Join(out3, "\n"), "Using cache") < 3 {
+		t.Errorf("a build with new labels did not use the layer cache:\n%s", strings.Join(out3, "\n"))
+	}
+	removed, err := b.PruneBuilds(ctx, map[string]string{"dev.slipway.test": "1"}, id3)
+	if err != nil || !slices.Contains(removed, strings.TrimPrefix(id, "sha256:")) {
+		t.Fatalf("PruneBuilds removed %v, %v; want the first build %s among them", removed, err, id)
+	}
+	if left, err := b.untaggedWith(ctx, map[string]string{"dev.slipway.test": "1"}); err != nil || len(left) != 0 {
+		t.Errorf("after pruning, untagged builds left: %v, %v", left, err)
+	}
+	if _, _, err := b.labels(ctx, strings.TrimPrefix(id3, "sha256:")); err != nil {
+		t.Errorf("the kept build is gone: %v", err)
+	}
+	out4, _ := buildahBuild(t, ctx, b, req)
+	if strings.Count(strings.Join(out4, "\n"), "Using cache") < 3 {
+		t.Errorf("after pruning, the layer cache is gone:\n%s", strings.Join(out4, "\n"))
 	}
 
 	// A failing step is named.

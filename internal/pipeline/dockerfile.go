@@ -208,6 +208,7 @@ func packDocker(ctx context.Context, o BuildOptions, u *buildUnit, rev gitfs.Rev
 	if u.out.Processes, err = publishProcesses(ctx, o.Store, u.repo, tag, img, u.procs.others); err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}
+	pruneBuilds(ctx, o, u, e, id)
 	u.out.Phases = append(u.out.Phases, Phase{Name: "docker build", Millis: tBuild.Sub(start).Milliseconds()},
 		Phase{Name: "export", Millis: tExport.Sub(tBuild).Milliseconds()},
 		Phase{Name: "publish", Millis: time.Since(tExport).Milliseconds()})
@@ -279,4 +280,26 @@ func contextCache(cacheDir string, u *buildUnit) string {
 		return ""
 	}
 	return filepath.Join(dir, engineTagPart(u.store.ID)+"_"+engineTagPart(u.app.ID)+".json")
+}
+
+// pruneBuilds removes the builder's earlier builds of the store/app, now
+// that this one is published (see dockerbuild.Pruner); failing to is
+// logged, never a failed build.
+func pruneBuilds(ctx context.Context, o BuildOptions, u *buildUnit, b dockerbuild.Builder, keep string) {
+	p, ok := b.(dockerbuild.Pruner)
+	if !ok {
+		return
+	}
+	label := u.store.ID + "/" + u.app.ID
+	match := map[string]string{image.LabelProject: o.Config.Project, image.LabelStore: u.store.ID, image.LabelApp: u.app.ID}
+	removed, err := p.PruneBuilds(ctx, match, keep)
+	if o.Log == nil {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(o.Log, "[%s] warning: %v\n", label, err)
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(o.Log, "[%s] removed %d earlier build image(s) from %s\n", label, len(removed), b.Name())
+	}
 }

@@ -176,5 +176,8 @@ func TestBuildahBuildWithNoEngine(t *testing.T) {
 	if strings.Contains(out, "token is [REDACTED]") || !strings.Contains(out, "Using cache") {
 		t.Errorf("after editing the page, the secret step ran again or nothing came from the layer cache:\n%s", out)
 	}
+	if !strings.Contains(out, "earlier build image(s) from buildah") {
+		t.Errorf("after the third build, no earlier build was removed from buildah's storage:\n%s", out)
+	}
 	assertNoCanary(t, third.Images[0].Ref, "store a page, edited")
 }
