@@ -156,6 +156,10 @@ func packDocker(ctx context.Context, o BuildOptions, u *buildUnit, rev gitfs.Rev
 	labels[LabelFingerprint] = u.fp
 	maps.Copy(labels, metaLabels(u, "dockerfile:"+u.docker.spec.Dockerfile, ""))
 	tail := newTail(50)
+	// One build of a store/app at a time in this process: a second one
+	// would move the tag, and its prune remove this one before its export.
+	unlock := lockBuildTag(engineTag(cfg.Project, u.store.ID, u.app.ID))
+	defer unlock()
 	id, err := e.Build(ctx, dockerbuild.Request{Context: u.docker.bctx, Target: u.docker.spec.Target, Args: u.docker.spec.Args,
 		Secrets: secrets, Labels: labels, Tag: engineTag(cfg.Project, u.store.ID, u.app.ID),
 		Line: func(s string) {
@@ -302,4 +306,14 @@ func pruneBuilds(ctx context.Context, o BuildOptions, u *buildUnit, b dockerbuil
 	if len(removed) > 0 {
 		fmt.Fprintf(o.Log, "[%s] removed %d earlier build image(s) from %s\n", label, len(removed), b.Name())
 	}
+}
+
+// buildTags holds a mutex per engine tag (see packDocker).
+var buildTags sync.Map
+
+func lockBuildTag(tag string) (unlock func()) {
+	v, _ := buildTags.LoadOrStore(tag, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }

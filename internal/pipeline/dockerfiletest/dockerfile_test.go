@@ -37,7 +37,7 @@ func dockerfileRepo(t *testing.T, base string) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte(dockerCanary))
 	files := map[string]string{
-		"slipway.yaml": `project: dockershop
+		"slipway.yaml": `project: dockerfiletest
 apps:
   - id: web
     path: apps/web

@@ -3,6 +3,7 @@
 package dockerfiletest
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +15,15 @@ import (
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
+// pruneProject is the test's own project: other tests build on the
+// same engine at the same time in CI, and their builds would be counted.
+const pruneProject = "dockerprune"
+
 // engineBuilds lists the engine's images of the test app's store a, by ID.
 func engineBuilds(t *testing.T) []string {
 	t.Helper()
 	out := testenv.Docker(t, "image", "ls", "-q", "--no-trunc",
-		"--filter", "label=dev.slipway.project=dockershop", "--filter", "label=dev.slipway.store=a", "--filter", "label=dev.slipway.app=web")
+		"--filter", "label=dev.slipway.project="+pruneProject, "--filter", "label=dev.slipway.store=a", "--filter", "label=dev.slipway.app=web")
 	return strings.Fields(out)
 }
 
@@ -33,6 +38,10 @@ func TestEngineBuildRemovesEarlierBuildImages(t *testing.T) {
 	t.Setenv("NPM_TOKEN", dockerCanary)
 	t.Setenv(pipeline.BuilderEnv, "docker")
 	dir := dockerfileRepo(t, base)
+	cfgPath := filepath.Join(dir, "slipway.yaml")
+	b, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, bytes.Replace(b, []byte("project: dockerfiletest"), []byte("project: "+pruneProject), 1), 0o644)
+	git(t, dir, "commit", "-qam", "own project")
 	t.Cleanup(func() {
 		for _, id := range engineBuilds(t) {
 			testenv.Docker(t, "image", "rm", "-f", id)
