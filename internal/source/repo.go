@@ -339,20 +339,54 @@ type Commit struct {
 	Time    time.Time `json:"time"`
 }
 
-// Describe reads a commit's message, author and time.
+// Describe reads a commit's message, author and time (committer time), from
+// the commit object through the cache's object reader.
 func (r *Repo) Describe(ctx context.Context, commit string) (Commit, error) {
-	out, err := r.gitIn(ctx, "show", "-s", "--format=%H%x00%an%x00%ct%x00%B", commit, "--")
+	if strings.HasPrefix(commit, "-") {
+		return Commit{}, fmt.Errorf("%q is not a revision", commit)
+	}
+	o, err := r.batch.Object(ctx, commit+"^{commit}")
 	if err != nil {
 		return Commit{}, fmt.Errorf("reading commit %s: %w", commit, err)
 	}
-	f := strings.SplitN(string(out), "\x00", 4)
-	if len(f) != 4 {
-		return Commit{}, fmt.Errorf("reading commit %s: unexpected output", commit)
+	c, err := parseCommit(o.Data)
+	if err != nil {
+		return Commit{}, fmt.Errorf("reading commit %s: %w", commit, err)
 	}
-	sec, _ := strconv.ParseInt(f[2], 10, 64)
-	msg := strings.TrimSpace(f[3])
-	subject, _, _ := strings.Cut(msg, "\n")
-	return Commit{SHA: f[0], Author: f[1], Time: time.Unix(sec, 0).UTC(), Message: msg, Subject: subject}, nil
+	c.SHA = o.ID
+	return c, nil
+}
+
+// parseCommit reads a raw commit object: headers ("author Name <mail> secs
+// zone", continuation lines start with a space), a blank line, the message.
+func parseCommit(data []byte) (Commit, error) {
+	head, msg, ok := bytes.Cut(data, []byte("\n\n"))
+	if !ok {
+		head = bytes.TrimSuffix(data, []byte("\n"))
+	}
+	var c Commit
+	for _, line := range strings.Split(string(head), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		switch k {
+		case "author":
+			if i := strings.LastIndex(v, " <"); i >= 0 {
+				c.Author = v[:i]
+			}
+		case "committer":
+			f := strings.Fields(v)
+			if len(f) < 2 {
+				return Commit{}, errors.New("a committer line without a time")
+			}
+			sec, err := strconv.ParseInt(f[len(f)-2], 10, 64)
+			if err != nil {
+				return Commit{}, fmt.Errorf("committer time: %w", err)
+			}
+			c.Time = time.Unix(sec, 0).UTC()
+		}
+	}
+	c.Message = strings.TrimSpace(string(msg))
+	c.Subject, _, _ = strings.Cut(c.Message, "\n")
+	return c, nil
 }
 
 // Tree opens a commit's tree from the cache as an fs.FS.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -239,5 +240,32 @@ func TestCheckURLRefusesCredentials(t *testing.T) {
 	}
 	if err := CheckBranch("-x"); err == nil {
 		t.Error("branch -x accepted")
+	}
+}
+
+// Describe reads the commit object through the cache's reader; it says what git show says.
+func TestDescribeMatchesGitShow(t *testing.T) {
+	ctx := context.Background()
+	g := testenv.NewGitRepo(t)
+	c := g.Commit("main", "subject line\n\nbody one\nbody two", map[string]string{"x.txt": "x\n"})
+	r, err := Open(ctx, Options{URL: g.Bare, Branch: "main", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Describe(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(testenv.Git(t, g.Clone, "show", "-s", "--format=%an%x00%ct%x00%B", c), "\x00")
+	if got.SHA != c || got.Author != want[0] || strconv.FormatInt(got.Time.Unix(), 10) != want[1] ||
+		got.Message != strings.TrimSpace(want[2]) || got.Subject != "subject line" {
+		t.Fatalf("Describe = %+v, git show says %q", got, want)
+	}
+	if _, err := r.Describe(ctx, strings.Repeat("1", 40)); err == nil {
+		t.Fatal("an unknown commit was described")
 	}
 }
