@@ -567,8 +567,8 @@ func (p *project) ownedProcs() []hostProc {
 			continue
 		}
 		if environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", hp.PID)); err == nil {
-			// An instance's log-pipe helper (same group; it redacts and stamps
-			// the output) goes with its instance: it is not counted.
+			// The process runtime's log keeper (it redacts and stamps the
+			// instances' output, and ends after them) is not counted.
 			if strings.Contains("\x00"+string(environ), "\x00SLIPWAY_PROCESS_LOGPIPE=1\x00") {
 				continue
 			}

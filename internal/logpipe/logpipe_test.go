@@ -2,7 +2,6 @@ package logpipe
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -42,46 +41,6 @@ func TestPipe(t *testing.T) {
 	}
 	if got := len(lines[1]) + len(lines[2]) - 2*len(stamp); got != len(long) {
 		t.Errorf("the long line kept %d bytes, want %d", got, len(long))
-	}
-}
-
-// The helper is this test binary started with Env=1: it runs from init,
-// before the test framework, redacts what it reads and appends to fd 3.
-func TestHelperProcess(t *testing.T) {
-	logf, err := os.CreateTemp(t.TempDir(), "log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	sr, sw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = []string{Env + "=1"}
-	cmd.Stdin = strings.NewReader("hello sk_live_helper_9\nbye\n")
-	cmd.ExtraFiles = []*os.File{logf, sr}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sr.Close()
-	sw.WriteString(EncodeSecrets([]string{"sk_live_helper_9"}))
-	sw.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("helper: %v: %s", err, stderr.String())
-	}
-	if stderr.Len() > 0 {
-		t.Errorf("the helper printed %q: it should exit in init, before the test framework runs", stderr.String())
-	}
-	b, err := os.ReadFile(logf.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[0], " hello "+redact.Mask) || !strings.HasSuffix(lines[1], " bye") {
-		t.Errorf("log %q", b)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,8 +60,8 @@ func TestLogsRedactedBeforeDisk(t *testing.T) {
 		}
 		return nil
 	})
-	// The log pipe lives in the instance's process group: stopping the
-	// instance ends it too.
+	// The log keeper is not in the instance's process group: stopping the
+	// instance leaves nothing of that group.
 	rec, err := d.readRecord(inst.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +72,39 @@ func TestLogsRedactedBeforeDisk(t *testing.T) {
 	for deadline := time.Now().Add(3 * time.Second); groupExists(rec.PGID); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process group %d still has members after Stop", rec.PGID)
+		}
+	}
+}
+
+// The log keeper outlives serve as the instances do: after the Driver that
+// started an instance is gone (its end of the keeper's socket closed),
+// what the instance prints still reaches its log, redacted; a new Driver's
+// instances get a keeper of their own.
+func TestOutputSurvivesRestart(t *testing.T) {
+	store := newLayoutStore(t)
+	img := appImage(t, store, nil)
+	dir := t.TempDir()
+	a := newDriver(t, dir)
+	secret := "sk_live_survivor_31"
+	inst := startApp(t, a, driver.Spec{Image: img, Secrets: []string{secret}})
+	syscall.Close(a.keeper.ctl) // serve exits; the instance and its keeper stay
+	a = nil
+
+	b := newDriver(t, dir)
+	other := startApp(t, b, driver.Spec{Image: img})
+	httpGet(inst.Addr, "/healthz?after-restart="+secret)
+	httpGet(other.Addr, "/healthz?other")
+	for _, c := range []struct{ id, want string }{{inst.ID, "after-restart=" + redact.Mask}, {other.ID, "other"}} {
+		var got string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !strings.Contains(got, c.want); time.Sleep(50 * time.Millisecond) {
+			var buf bytes.Buffer
+			if err := b.Logs(context.Background(), c.id, &buf, false); err != nil {
+				t.Fatal(err)
+			}
+			got = buf.String()
+		}
+		if !strings.Contains(got, c.want) || strings.Contains(got, secret) {
+			t.Errorf("log of %s: %q, want %q", c.id, got, c.want)
 		}
 	}
 }

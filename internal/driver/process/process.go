@@ -105,6 +105,7 @@ type Driver struct {
 	unpacks atomic.Int64 // images unpacked by this Driver, for tests
 	logMu   sync.Mutex   // serialises log rotations
 	records recordCache  // decoded instance records (recordcache.go)
+	keeper  logKeeper    // pipes the instances' output to their logs (logpipe.go)
 
 	mu          sync.Mutex
 	children    map[string]*child      // instances this Driver started, by id
@@ -184,6 +185,7 @@ func New(dataDir string, opts ...Option) (*Driver, error) {
 		inUse:       map[string]int{},
 		unpackLocks: map[string]*sync.Mutex{},
 		recentPorts: map[int]time.Time{},
+		keeper:      logKeeper{ctl: -1},
 	}
 	recs, err := d.listRecords()
 	if err != nil {
@@ -346,12 +348,13 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	}
 	err = d.writeRecord(rec)
 	unlock()
-	// The log pipe starts outside the state lock (an exec is slow on a
-	// loaded host, and every Start takes that lock), before the gate opens:
-	// the instance cannot print anything before it runs.
+	// The output goes to the log keeper outside the state lock (the first
+	// Start execs the keeper, slow on a loaded host, and every Start takes
+	// that lock), before the gate opens: the instance cannot print anything
+	// before it runs.
 	if err == nil {
-		if _, err = startLogPipe(outR, logf, pid, spec.Secrets); err != nil {
-			err = fmt.Errorf("starting its log pipe: %w", err)
+		if err = d.sendLog(id, outR, logf, spec.Secrets); err != nil {
+			err = fmt.Errorf("piping its output: %w", err)
 		}
 	}
 	outR.Close()
