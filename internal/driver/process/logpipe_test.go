@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/slipway-dev/slipway/internal/driver"
+	"github.com/slipway-dev/slipway/internal/driver/testapp"
 	"github.com/slipway-dev/slipway/internal/redact"
 )
 
@@ -106,5 +111,42 @@ func TestOutputSurvivesRestart(t *testing.T) {
 		if !strings.Contains(got, c.want) || strings.Contains(got, secret) {
 			t.Errorf("log of %s: %q, want %q", c.id, got, c.want)
 		}
+	}
+}
+
+// An app that prints fast never waits on the keeper for long: 200000 lines
+// printed at once are all in the log within seconds, in order.
+func TestChattyAppIsNotHeldUp(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	base := testapp.Image(t, testapp.Options{GOOS: runtime.GOOS})
+	cfg, err := base.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Config
+	c.Entrypoint, c.Cmd = []string{"sh", "-c", "seq 1 200000; echo done; exec ./" + path.Base(testapp.Path)}, nil
+	img, err := mutate.Config(base, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newLayoutStore(t)
+	d := newDriver(t, t.TempDir())
+	start := time.Now()
+	inst := startApp(t, d, driver.Spec{Image: store.publish(t, img)})
+	t.Logf("healthy after %s", time.Since(start))
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var buf bytes.Buffer
+		if err := d.Logs(context.Background(), inst.ID, &buf, false); err != nil {
+			t.Fatal(err)
+		}
+		if lines = strings.Split(buf.String(), "\n"); len(lines) > 200001 {
+			break
+		}
+	}
+	if len(lines) < 200002 || lines[0] != "1" || lines[199999] != "200000" || lines[200000] != "done" {
+		t.Fatalf("%d lines in the log (first %q); want 1..200000 then done", len(lines), lines[0])
 	}
 }
