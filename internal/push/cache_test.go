@@ -77,7 +77,10 @@ func TestCommitBuiltJobsReuseCaches(t *testing.T) {
 	if got := lines(t, filepath.Join(probe, "installs")); len(got) != 1 {
 		t.Fatalf("first job: npm ci ran %d times, want 1", len(got))
 	}
-	if !npmCacheHolds(t, state, "tiny") {
+	if _, own := os.LookupEnv("npm_config_cache"); own {
+		// The builds honour a cache the environment chose over the state dir's.
+		t.Log("npm_config_cache is set: npm's cache is not under the state dir, not checked")
+	} else if !npmCacheHolds(t, state, "tiny") {
 		t.Errorf("npm's cache under %s/cache/pm/npm does not hold the dependency the first job installed", state)
 	}
 
