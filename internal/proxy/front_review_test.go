@@ -221,10 +221,15 @@ func TestReviewFrontKeepsListenerLimits(t *testing.T) {
 			t.Fatalf("second connection while one is kept: %v", err)
 		}
 	}
-	c2, br2 := rig.dial(t)
-	fmt.Fprintf(c2, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
-	if res, err := http.ReadResponse(br2, nil); err == nil && res.StatusCode == 200 {
-		t.Errorf("a third connection from one IP was served past MaxConnsPerIP 2")
+	// The third is reset right after accept: a loaded machine may show
+	// that already at connect, which is the same refusal.
+	if c2, err := net.DialTimeout("tcp", rig.addr, 2*time.Second); err == nil {
+		defer c2.Close()
+		c2.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c2, "GET /a HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+		if res, err := http.ReadResponse(bufio.NewReader(c2), nil); err == nil && res.StatusCode == 200 {
+			t.Errorf("a third connection from one IP was served past MaxConnsPerIP 2")
+		}
 	}
 	_ = kept
 }
