@@ -202,7 +202,7 @@ func (r *Runner) runCachedStep(ctx context.Context, t Task, s Step, tail *ring) 
 	if s.Env == nil {
 		s.Env = map[string]string{}
 	}
-	maps.Copy(s.Env, r.Cache.pmEnv(r.baseEnv()))
+	maps.Copy(s.Env, r.Cache.pmEnv(r.baseEnv(), t.Dir))
 	key, err := r.Cache.depsKey(t.Dir, s, r.env(t, s))
 	if err != nil || key == "" {
 		return s.Name, r.runStep(ctx, t, s, tail)

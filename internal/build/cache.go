@@ -210,12 +210,17 @@ func (c *Cache) saveFramework(store, app, dir string) error {
 }
 
 // pmEnv points the package managers' download caches under the cache dir,
-// unless the environment already chose one.
-func (c *Cache) pmEnv(base []string) map[string]string {
+// unless the environment already chose one. pnpm's store is set only for an
+// app with a pnpm lockfile in dir: npm warns on every install about a
+// store-dir setting it does not know.
+func (c *Cache) pmEnv(base []string, dir string) map[string]string {
 	has := map[string]bool{}
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
 		has[strings.ToLower(k)] = true
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pnpm-lock.yaml")); err != nil {
+		has["npm_config_store_dir"] = true
 	}
 	out := map[string]string{}
 	for k, sub := range map[string]string{"npm_config_cache": "npm", "YARN_CACHE_FOLDER": "yarn", "npm_config_store_dir": "pnpm"} {
