@@ -54,21 +54,8 @@ stores:
 		"apps/stores/a/web/page.txt": "store A page\n",
 		"apps/stores/b/web/page.txt": "store B page\n",
 	}
-	for p, body := range files {
-		p = filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := &project{t: t, dir: dir, data: filepath.Join(dir, ".slipway"), out: filepath.Join(dir, ".out")}
-	p.git("init", "-q", "-b", "main")
-	p.git("add", "-A")
-	p.git("commit", "-q", "-m", "dockerfile app")
-	t.Cleanup(p.cleanup)
-	return p
+	writeFiles(t, dir, files)
+	return commitProject(t, dir, "dockerfile app")
 }
 
 // With no Docker engine (DOCKER_HOST is a dead socket), `slipway up`

@@ -87,12 +87,34 @@ func newProject(t *testing.T) *project {
 	if err := copyTree(src, dir); err != nil {
 		t.Fatalf("copying %s: %v", src, err)
 	}
+	return commitProject(t, dir, "multistore example")
+}
+
+// commitProject makes dir a git repository with everything in it committed
+// as msg. On cleanup every slipway command still running on the project is
+// killed, then every host process its data dir owns.
+func commitProject(t *testing.T, dir, msg string) *project {
+	t.Helper()
 	p := &project{t: t, dir: dir, data: filepath.Join(dir, ".slipway"), out: filepath.Join(dir, ".out")}
 	p.git("init", "-q", "-b", "main")
 	p.git("add", "-A")
-	p.git("commit", "-q", "-m", "multistore example")
+	p.git("commit", "-q", "-m", msg)
 	t.Cleanup(p.cleanup)
 	return p
+}
+
+// writeFiles writes files (path relative to dir: content) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, body := range files {
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // copyTree copies regular files and directories with their modes, leaving

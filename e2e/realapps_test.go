@@ -38,12 +38,7 @@ func newRealProject(t *testing.T) *project {
 	for _, junk := range []string{"apps/storefront-unified-nuxt/.nuxt"} {
 		os.RemoveAll(filepath.Join(dir, junk))
 	}
-	p := &project{t: t, dir: dir, data: filepath.Join(dir, ".slipway"), out: filepath.Join(dir, ".out")}
-	p.git("init", "-q", "-b", "main")
-	p.git("add", "-A")
-	p.git("commit", "-q", "-m", "real apps")
-	t.Cleanup(p.cleanup)
-	return p
+	return commitProject(t, dir, "real apps")
 }
 
 // realEnv keeps npm's cache where CI keeps it between runs (~/.npm), so a

@@ -35,19 +35,7 @@ func TestBuildahBuildSecretNotInImage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"Dockerfile": "FROM " + base + " AS build\n" +
-			"ARG GREETING=hi\n" +
-			"COPY app.txt /src/app.txt\n" +
-			"RUN --mount=type=secret,id=NPM_TOKEN test \"$(sha256sum < /run/secrets/NPM_TOKEN)\" = \"" + canarySum() + "  -\" && " +
-			"echo \"$GREETING $(wc -c < /run/secrets/NPM_TOKEN)\" > /src/out.txt\n" +
-			"FROM " + base + "\n" +
-			"COPY --from=build /src /app\n" +
-			"CMD [\"cat\", \"/app/out.txt\"]\n",
-		"app.txt":       "hello\n",
-		"ignored.txt":   canary,
-		".dockerignore": "ignored.txt\n",
-	})
+	writeFiles(t, dir, secretApp(base))
 	bc, err := NewContext(dir, "Dockerfile")
 	if err != nil {
 		t.Fatal(err)

@@ -40,15 +40,10 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// TestEngineBuildSecretNotInImage builds a two-stage Dockerfile whose first
-// stage reads a secret mount; the secret's value is in no layer, nor the
-// config (history included) of the exported image.
-func TestEngineBuildSecretNotInImage(t *testing.T) {
-	base := testenv.EngineBusybox(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+// secretApp is a two-stage app on base whose build stage checks the canary
+// secret mount's hash and whose context ignores a file holding the canary.
+func secretApp(base string) map[string]string {
+	return map[string]string{
 		"Dockerfile": "FROM " + base + " AS build\n" +
 			"ARG GREETING=hi\n" +
 			"COPY app.txt /src/app.txt\n" +
@@ -60,7 +55,18 @@ func TestEngineBuildSecretNotInImage(t *testing.T) {
 		"app.txt":       "hello\n",
 		"ignored.txt":   canary,
 		".dockerignore": "ignored.txt\n",
-	})
+	}
+}
+
+// TestEngineBuildSecretNotInImage builds a two-stage Dockerfile whose first
+// stage reads a secret mount; the secret's value is in no layer, nor the
+// config (history included) of the exported image.
+func TestEngineBuildSecretNotInImage(t *testing.T) {
+	base := testenv.EngineBusybox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	writeFiles(t, dir, secretApp(base))
 	bc, err := NewContext(dir, "Dockerfile")
 	if err != nil {
 		t.Fatal(err)
