@@ -31,7 +31,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -55,24 +54,11 @@ func main() {
 }
 
 func run(n, peerN int, work string, keep bool, goal float64) error {
-	if work == "" {
-		d, err := os.MkdirTemp("", "slipway-bench-allstores-")
-		if err != nil {
-			return err
-		}
-		work = d
-	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	work, done, err := benchnext.Begin("allstores", work, keep)
+	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	benchnext.CleanNPMEnv()
-	nodeV, _ := exec.Command("node", "--version").Output()
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("machine: %d cores, %s, node %s", runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, nodeV)
-	fmt.Printf("load average at start: %s", load)
+	defer done()
 	fmt.Printf("%d stores of %s; work dir %s\n\n", n, benchnext.NextApp, work)
 
 	repo := filepath.Join(work, "repo")
@@ -122,7 +108,7 @@ func run(n, peerN int, work string, keep bool, goal float64) error {
 	}
 	withNPM := (npmSum + nextSum).Seconds() * scale
 	nextOnly := nextSum.Seconds() * scale
-	load, _ = os.ReadFile("/proc/loadavg")
+	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("\nload average at end: %s", load)
 	fmt.Printf("peer, %d × (npm ci && next build)%s: %.1fs\n", n, note, withNPM)
 	fmt.Printf("peer, %d × next build, node_modules already there%s: %.1fs\n", n, note, nextOnly)

@@ -26,9 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -50,24 +48,11 @@ func main() {
 }
 
 func run(store, work string, keep bool, goal float64, warmNPMCold, peer bool) error {
-	if work == "" {
-		d, err := os.MkdirTemp("", "slipway-bench-builds-")
-		if err != nil {
-			return err
-		}
-		work = d
-	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	work, done, err := benchnext.Begin("builds", work, keep)
+	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	benchnext.CleanNPMEnv()
-	nodeV, _ := exec.Command("node", "--version").Output()
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("machine: %d cores, %s, node %s", runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, nodeV)
-	fmt.Printf("load average at start: %s", load)
+	defer done()
 	fmt.Printf("work dir %s; build logs in %s/*.log\n\n", work, work)
 	repo := filepath.Join(work, "repo")
 	if err := benchnext.CopyRepo(repo, nil); err != nil {
@@ -124,7 +109,7 @@ func run(store, work string, keep bool, goal float64, warmNPMCold, peer bool) er
 	if wc <= goal {
 		verdict = "PASS"
 	}
-	load, _ = os.ReadFile("/proc/loadavg")
+	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("\nload average at end: %s", load)
 	fmt.Printf("warm / cold: %.2f×  (goal ≤ %.1f×: %s)\n", wc, goal, verdict)
 	if warmNPMColdTotal > 0 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -34,6 +35,31 @@ func CleanNPMEnv() {
 		}
 	}
 	os.Setenv("npm_config_update_notifier", "false")
+}
+
+// Begin prepares a run: the work dir (a new temp dir named after bench when
+// work is empty), npm's environment cleaned, and the machine's cores, Node
+// version and load printed. done removes the work dir unless keep.
+func Begin(bench, work string, keep bool) (dir string, done func(), err error) {
+	if work == "" {
+		if work, err = os.MkdirTemp("", "slipway-bench-"+bench+"-"); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return "", nil, err
+	}
+	done = func() {
+		if !keep {
+			os.RemoveAll(work)
+		}
+	}
+	CleanNPMEnv()
+	nodeV, _ := exec.Command("node", "--version").Output()
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("machine: %d cores, %s, node %s", runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, nodeV)
+	fmt.Printf("load average at start: %s", load)
+	return work, done, nil
 }
 
 // CopyRepo copies testdata/realapps (sources only) into a fresh git
