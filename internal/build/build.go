@@ -176,9 +176,22 @@ func (r *Runner) runTask(ctx context.Context, t Task) (res Result) {
 			}
 		}()
 	}
+	depsKey := ""
 	for _, s := range steps {
 		t0 := time.Now()
-		name, err := r.runCachedStep(ctx, t, s, tail)
+		if s.Kind == "build" && r.Cache != nil && t.Image == "" {
+			if add := r.Cache.nextTraceStepEnv(t.Dir, t.App, depsKey, r.env(t, s)); add != nil {
+				s.Env = maps.Clone(s.Env)
+				if s.Env == nil {
+					s.Env = map[string]string{}
+				}
+				maps.Copy(s.Env, add)
+			}
+		}
+		name, key, err := r.runCachedStep(ctx, t, s, tail)
+		if key != "" {
+			depsKey = key
+		}
 		res.Steps = append(res.Steps, name)
 		res.StepTimes = append(res.StepTimes, time.Since(t0))
 		if err != nil {
@@ -192,11 +205,12 @@ func (r *Runner) runTask(ctx context.Context, t Task) (res Result) {
 // runCachedStep runs s, or for a dependency install whose key the cache
 // holds, links the kept node_modules instead (then runs the app's own
 // postinstall script, whose output may live outside node_modules). It
-// returns the name of what it did.
-func (r *Runner) runCachedStep(ctx context.Context, t Task, s Step, tail *ring) (string, error) {
+// returns the name of what it did, and the dependency cache key of an
+// install ("" for other steps).
+func (r *Runner) runCachedStep(ctx context.Context, t Task, s Step, tail *ring) (string, string, error) {
 	if r.Cache == nil || !s.Install || t.Image != "" {
 		// A container's node_modules belong to its Node.js, not the host's.
-		return s.Name, r.runStep(ctx, t, s, tail)
+		return s.Name, "", r.runStep(ctx, t, s, tail)
 	}
 	s.Env = maps.Clone(s.Env)
 	if s.Env == nil {
@@ -205,29 +219,29 @@ func (r *Runner) runCachedStep(ctx context.Context, t Task, s Step, tail *ring) 
 	maps.Copy(s.Env, r.Cache.pmEnv(r.baseEnv(), t.Dir))
 	key, err := r.Cache.depsKey(t.Dir, s, r.env(t, s))
 	if err != nil || key == "" {
-		return s.Name, r.runStep(ctx, t, s, tail)
+		return s.Name, "", r.runStep(ctx, t, s, tail)
 	}
 	l := r.Cache.lockKey(t.App + "/" + key)
 	l.Lock()
 	defer l.Unlock()
 	hit, err := r.Cache.restoreDeps(t.App, key, t.Dir)
 	if err != nil {
-		return s.Name, err
+		return s.Name, "", err
 	}
 	if hit {
 		r.note(t, tail, "node_modules from the build cache ("+key[:12]+"): "+s.Name+" skipped")
 		if post := postinstall(t.Dir, s.Argv[0]); post != nil {
-			return "node_modules from cache + postinstall", r.runStep(ctx, t, *post, tail)
+			return "node_modules from cache + postinstall", key, r.runStep(ctx, t, *post, tail)
 		}
-		return "node_modules from cache", nil
+		return "node_modules from cache", key, nil
 	}
 	if err := r.runStep(ctx, t, s, tail); err != nil {
-		return s.Name, err
+		return s.Name, "", err
 	}
 	if err := r.Cache.saveDeps(t.App, key, t.Dir); err != nil {
-		return s.Name, fmt.Errorf("keeping node_modules in the build cache: %w", err)
+		return s.Name, "", fmt.Errorf("keeping node_modules in the build cache: %w", err)
 	}
-	return s.Name, nil
+	return s.Name, key, nil
 }
 
 // postinstall is the step that runs the app's own postinstall script, nil without one.

@@ -24,6 +24,8 @@ import (
 //   - pm/<manager>: the package manager's own download cache.
 //   - fw/<store>/<app>/<dir>: the framework's build cache (.next/cache),
 //     moved out after a build and back before the next one.
+//   - deps/<app>/<key>/next-trace: a Next.js app's standalone trace
+//     analyses of that node_modules (nexttrace.cjs), shared by its stores.
 //
 // A nil *Cache caches nothing.
 type Cache struct {
@@ -33,6 +35,9 @@ type Cache struct {
 	keyLocks map[string]*sync.Mutex
 	nodeOnce sync.Once
 	nodeVer  string
+	hookOnce sync.Once
+	hookPath string
+	hookErr  error
 }
 
 // FrameworkCaches are the build caches kept per store and app, relative to the app.
