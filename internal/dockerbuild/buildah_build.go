@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -153,9 +155,12 @@ func writeSecrets(secrets map[string][]byte, dir, parent string) (args []string,
 			parent = "/dev/shm"
 		}
 	}
-	sd, err := os.MkdirTemp(parent, "slipway-secrets-")
+	prefix := secretDirPrefix + strconv.Itoa(os.Getpid()) + "-"
+	sweepSecrets(parent)
+	sd, err := os.MkdirTemp(parent, prefix)
 	if err != nil {
-		if sd, err = os.MkdirTemp(dir, "secrets-"); err != nil {
+		sweepSecrets(dir)
+		if sd, err = os.MkdirTemp(dir, prefix); err != nil {
 			return nil, nil, fmt.Errorf("build secrets: %w", err)
 		}
 	}
@@ -169,6 +174,27 @@ func writeSecrets(secrets map[string][]byte, dir, parent string) (args []string,
 		args = append(args, "--secret", "id="+id+",src="+p)
 	}
 	return args, cleanup, nil
+}
+
+// secretDirPrefix starts the name of a build's secrets directory, followed
+// by the pid of the process that wrote it.
+const secretDirPrefix = "slipway-secrets-"
+
+// sweepSecrets removes the secrets directories in parent whose process is
+// gone: a build killed before its cleanup ran leaves them behind, and
+// /dev/shm keeps them until the machine restarts.
+func sweepSecrets(parent string) {
+	olds, _ := filepath.Glob(filepath.Join(parent, secretDirPrefix+"*-*"))
+	for _, o := range olds {
+		pidStr, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(o), secretDirPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(o)
+		}
+	}
 }
 
 // Export implements Builder: the image as a docker-archive (layers

@@ -1,7 +1,9 @@
 package dockerbuild
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,5 +76,38 @@ func TestContextCopyTo(t *testing.T) {
 	c2, _ := NewContext(dest, "Dockerfile")
 	if d2, _ := c2.Digest(); d1 != d2 {
 		t.Errorf("the copy's digest %s differs from the context's %s", d2, d1)
+	}
+}
+
+// A secrets directory left by a killed build goes at the next build's
+// writeSecrets; a live process's stays.
+func TestWriteSecretsSweepsDeadBuilds(t *testing.T) {
+	parent := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(parent, fmt.Sprintf("%s%d-123", secretDirPrefix, dead.Process.Pid))
+	live := filepath.Join(parent, fmt.Sprintf("%s%d-456", secretDirPrefix, os.Getppid()))
+	for _, d := range []string{left, live} {
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, "NPM_TOKEN"), []byte("canary"), 0o600)
+	}
+	args, cleanup, err := writeSecrets(map[string][]byte{"NPM_TOKEN": []byte("s3cret")}, t.TempDir(), parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the dead build's secrets are still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live process's secrets were removed: %v", err)
+	}
+	if len(args) != 2 || !strings.Contains(args[1], fmt.Sprintf("%s%d-", secretDirPrefix, os.Getpid())) {
+		t.Errorf("secret args %v", args)
+	}
+	cleanup()
+	if mine, _ := filepath.Glob(filepath.Join(parent, fmt.Sprintf("%s%d-*", secretDirPrefix, os.Getpid()))); len(mine) != 0 {
+		t.Errorf("cleanup left %v", mine)
 	}
 }
