@@ -10,9 +10,9 @@ import (
 	"github.com/slipway-dev/slipway/internal/pipeline"
 )
 
-// explainRepo has one store with four apps: a Python app with a Procfile
+// explainRepo has a store with five apps: a Python app with a Procfile
 // worker, a Go module (whose web: command the store's override Procfile
-// sets), a static site and a pnpm Node app.
+// sets), a static site, a pnpm Node app and a Dockerfile; and a Next.js store.
 func explainRepo(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -26,8 +26,10 @@ apps:
   - {path: apps/site, framework: f}
   - {path: apps/web, framework: f}
   - {path: apps/dock, framework: f}
+  - {path: apps/nx, framework: next}
 stores:
   us: {projectName: shop, region: r, framework: f}
+  nx: {projectName: shop, region: r, framework: next}
 `,
 		"apps/py/requirements.txt":      "gunicorn==22.0\n",
 		"apps/py/wsgi.py":               "app = None\n",
@@ -40,6 +42,9 @@ stores:
 		"apps/web/pnpm-lock.yaml":       "lockfileVersion: 9\n",
 		"apps/dock/package.json":        "{}",
 		"apps/dock/Dockerfile":          "FROM busybox:1.36\nCOPY . /app\nCMD [\"httpd\", \"-f\"]\n",
+		"apps/nx/package.json":          `{"scripts":{"build":"next build"},"dependencies":{"next":"15.5.29"}}`,
+		"apps/nx/package-lock.json":     `{"lockfileVersion":3}`,
+		"apps/stores/nx/nx/README":      "the Next.js store",
 	}
 	for p, c := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
@@ -103,5 +108,17 @@ func TestBuildExplain(t *testing.T) {
 	if len(ex) != 5 || ex[0].App != "py" || ex[0].Detection.Stack != "python" || ex[0].Detection.Matched != "requirements.txt" ||
 		ex[3].Detection.PackageManager != "pnpm" || ex[3].DepsKey == "" || len(ex[1].Fingerprint) != 64 {
 		t.Errorf("--json: %s", out)
+	}
+
+	// A Next.js app: its kept caches, the trace analyses among them.
+	code, out, errOut = run(t, "build", "--explain", "--store-id", "nx", "-C", dir)
+	for _, want := range []string{
+		"nx/nx",
+		"kept cache:  .next/cache (per store and app)",
+		"kept cache:  next build's trace analyses of node_modules, kept with the deps key and shared by the app's stores (SLIPWAY_NEXT_TRACE_CACHE=off turns it off)",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, missing %q in:\n%s%s", code, want, out, errOut)
+		}
 	}
 }

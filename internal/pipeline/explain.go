@@ -43,7 +43,9 @@ type Explanation struct {
 	// DepsKey keys the kept node_modules; FrameworkCaches are kept per store and app.
 	DepsKey         string   `json:"depsKey,omitempty"`
 	FrameworkCaches []string `json:"frameworkCaches,omitempty"`
-	Error           string   `json:"error,omitempty"`
+	// TraceCache says where Next.js's standalone trace analyses are kept ("" when not).
+	TraceCache string `json:"traceCache,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // Explain composes the stores (as a build does first) and says, per app,
@@ -141,6 +143,9 @@ func explainApp(ctx context.Context, o BuildOptions, bases *baseCache, st *confi
 		}
 		if e.Preset == "next" {
 			e.FrameworkCaches = build.FrameworkCaches
+			if e.DepsKey != "" && e.BuildIn != BuildInContainer {
+				e.TraceCache = "next build's trace analyses of node_modules, kept with the deps key and shared by the app's stores (" + build.NextTraceEnv + "=off turns it off)"
+			}
 		}
 	}
 	return e
@@ -257,6 +262,9 @@ func (e Explanation) Text() string {
 	}
 	for _, c := range e.FrameworkCaches {
 		fmt.Fprintf(&b, "  kept cache:  %s (per store and app)\n", c)
+	}
+	if e.TraceCache != "" {
+		fmt.Fprintf(&b, "  kept cache:  %s\n", e.TraceCache)
 	}
 	return b.String()
 }
