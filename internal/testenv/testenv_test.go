@@ -42,6 +42,18 @@ func TestFreePort(t *testing.T) {
 		t.Fatalf("listening on the free port: %v", err)
 	}
 	l.Close()
+	// Never the same port twice in one binary, and below the ephemeral range.
+	seen := map[int]bool{p: true}
+	for range 300 {
+		q := FreePort(t)
+		if seen[q] {
+			t.Fatalf("FreePort returned %d twice", q)
+		}
+		if q >= ephemeralStart() {
+			t.Errorf("FreePort = %d, in the ephemeral range from %d", q, ephemeralStart())
+		}
+		seen[q] = true
+	}
 }
 
 // fakeEngine serves Docker's /_ping on a unix socket.
