@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // slipwayBin is the binary TestMain builds from this checkout.
@@ -439,12 +441,7 @@ func (p *project) releaseOf(store, commit string) *release {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 }
 
 // httpClient dials 127.0.0.1 for every *.localhost host (Go's resolver does
