@@ -105,7 +105,6 @@ async function trace(orig, self, files, opts, modFile) {
   }
   const nm = path.join(cwd, 'node_modules') + path.sep;
   const dist = path.sep + '.next' + path.sep;
-  const inNM = (p) => typeof p === 'string' && p.startsWith(nm);
   // Paths inside the app are kept relative to it (stores of one app share
   // the cache), others as they are.
   const rel = (p) => {
@@ -169,8 +168,23 @@ async function trace(orig, self, files, opts, modFile) {
 }
 
 // load adds the kept analyses that still hold to ac; it returns how many,
-// and why none were when so.
+// and why none were when so. A cache it cannot make sense of adds nothing.
 function load(file, cwd, nm, ac, ignore, probes, globs) {
+  const got = new Map();
+  let r;
+  try {
+    r = loadInto(file, cwd, nm, ac, ignore, probes, globs, got);
+  } catch (e) {
+    // Before the trace: what loadInto carried over goes too.
+    probes.clear();
+    globs.clear();
+    return { n: 0, why: 'unreadable: ' + (e && e.message) };
+  }
+  for (const [k, v] of got) ac.set(k, v);
+  return r;
+}
+
+function loadInto(file, cwd, nm, ac, ignore, probes, globs, got) {
   let j;
   try {
     j = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -206,7 +220,7 @@ function load(file, cwd, nm, ac, ignore, probes, globs) {
       continue;
     }
     if (!st.isFile() || st.size !== e.size || st.mtimeMs !== e.mtime) continue;
-    ac.set(abs, {
+    got.set(abs, {
       deps: new Set(e.deps.map(back)),
       imports: new Set(e.imports.map(back)),
       assets: new Set(e.assets.map(back)),

@@ -2,6 +2,7 @@ package build
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,6 +179,22 @@ func TestNextTraceCacheReusesOnlyWhatHolds(t *testing.T) {
 	// The ignore function answers a glob differently: nothing is reused.
 	if ig := runTrace(t, c, a, "IGNORE_NODE=1"); len(ig.Analysed) != 4 || !strings.Contains(ig.Log, "ignore of node_modules/lib/*.node changed") {
 		t.Errorf("after the ignore changed: %+v", ig)
+	}
+
+	// A cache file it cannot make sense of is ignored, and rewritten.
+	kept, _ := filepath.Glob(filepath.Join(c.nextTraceDir("web", "key1"), "nft-*.json"))
+	if len(kept) != 1 {
+		t.Fatalf("trace cache files: %v", kept)
+	}
+	st, _ := os.Stat(filepath.Join(a, "node_modules/lib/b.js"))
+	bad := fmt.Sprintf(`{"format":1,"entries":{"lib/b.js":{"size":%d,"mtime":%d}}}`, st.Size(), st.ModTime().UnixMilli())
+	os.WriteFile(kept[0], []byte(bad), 0o644)
+	os.Chtimes(filepath.Join(a, "node_modules/lib/b.js"), time.UnixMilli(st.ModTime().UnixMilli()), time.UnixMilli(st.ModTime().UnixMilli()))
+	if broken := runTrace(t, c, a); !slices.Equal(broken.FileList, appeared.FileList) || len(broken.Analysed) != 4 || !strings.Contains(broken.Log, "(unreadable: ") {
+		t.Errorf("with a broken cache file: %+v", broken)
+	}
+	if again := runTrace(t, c, a); len(again.Analysed) != 2 {
+		t.Errorf("after a broken cache file was rewritten: %+v", again)
 	}
 
 	// Turned off: no hook, no cache.
